@@ -1,0 +1,43 @@
+"""The shared Molecule Docker platform: systemd as PID 1 without --privileged."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def test_docker_engine_answers():
+    res = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert res.returncode == 0, "no Docker engine: run `make docker-up` (make test does)\n" + res.stderr
+
+
+def test_base_image_is_built_offline_and_cached():
+    res = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "lab", "labctl"), "image", "--docker"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "docker image: cosyvoice-lab/debian12-systemd:" in res.stdout
+
+
+def test_docker_base_scenario():
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", NO_COLOR="1")
+    res = subprocess.run(
+        [os.path.join(BIN, "molecule"), "test", "-s", "docker_base"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-6000:]
+    assert "docker_base > idempotence: Executed: Successful" in out, out[-3000:]

@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help deps docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
+.PHONY: help deps stale-copy docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
         lab-selftest cluster test demo changelog clean
 
 help:  ## list the targets
@@ -29,7 +29,13 @@ $(COLL):
 	mkdir -p $(dir $(COLL))
 	ln -sfn $(CURDIR) $(COLL)
 
-deps: $(BIN)/.stamp $(COLL)  ## install apt packages, the venv and the collection link (idempotent)
+# A copy of cosyvoice.cluster installed in the user's collection path would
+# shadow this checkout (ansible-lint, ansible-doc): remove it.
+STALE := $(HOME)/.ansible/collections/ansible_collections/cosyvoice/cluster
+stale-copy:
+	@if [ -e $(STALE) ] && [ ! -L $(STALE) ]; then echo "removing stale copy $(STALE)"; rm -rf $(STALE); fi
+
+deps: $(BIN)/.stamp $(COLL) stale-copy  ## install apt packages, the venv and the collection link (idempotent)
 
 docker-up: deps  ## start dockerd if none answers
 	tools/ci/dockerd.sh
@@ -40,7 +46,7 @@ images: deps docker-up  ## build or reuse the cached VM image and Docker base im
 lint: deps  ## yamllint, ruff, ansible-lint (production profile)
 	$(BIN)/yamllint -s .
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check tools tests
+	$(BIN)/ruff format --check tools tests plugins benchmarks
 	$(BIN)/ansible-lint --offline -q
 
 unit: deps  ## fast tests: no VM, no Docker
@@ -49,7 +55,7 @@ unit: deps  ## fast tests: no VM, no Docker
 build-check: deps  ## ansible-galaxy collection build, and what the tarball must not contain
 	$(BIN)/pytest -q tests/build
 
-molecule-docker: images  ## the Docker platform scenario (systemd in a container, no --privileged)
+molecule-docker: docker-up  ## the Docker platform scenario (systemd in a container, no --privileged)
 	$(BIN)/pytest -q tests/molecule
 
 lab-up: deps  ## boot the lab VMs (tools/lab/topologies/default.yml) and write inventories/lab/hosts.yml
@@ -64,7 +70,7 @@ lab-status:  ## what the lab runs
 cluster: deps  ## Molecule `cluster` scenario on the VM lab: create, converge, verify (lab self-test), destroy
 	$(BIN)/pytest -q tests/lab
 
-test: deps  ## everything CI runs
+test: deps docker-up  ## everything CI runs
 	$(MAKE) lint
 	$(BIN)/pytest tests/unit tests/build tests/molecule tests/lab
 

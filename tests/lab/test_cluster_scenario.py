@@ -65,11 +65,15 @@ def test_converge_and_idempotence():
     assert "cluster > idempotence: Executed: Successful" in out
 
 
-def test_verify_runs_the_lab_self_test_against_real_ipvs():
+def test_verify_runs_the_lab_self_test_and_the_module_integration_tests():
     rc, out = molecule("verify")
     assert rc == 0, out[-8000:]
     assert "all 3 nodes answered through the VIP" in out
     assert "OutPkts 0" in out
+    # the ipvs_* modules' integration playbook ran, including the drain timeout
+    # with a connection held open from the client VM
+    assert "IPVS modules | against the real kernel" in out
+    assert "timed out after" in out
 
 
 def test_destroy_leaves_no_qemu_tap_or_namespace():

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, cosyvoice.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: cosyvoice.cluster.ipvs_table versus one ansible.builtin.command task item per destination.
+
+Applies 1 service x N destinations (default 200) to a real director, both ways, first apply and no-op re-run,
+and prints the median wall time over several trials and the ratio. Not a test: it needs a host with IPVS (the
+lab's director) and changes only its own service, which it deletes before and after each run.
+
+    benchmarks/ipvs_modules/bench.py -i inventories/lab/hosts.yml --host director2 [--trials 5]
+
+Every destination is an address on the lab network; no traffic is sent (a table entry is not a connection).
+Timings include ansible-playbook start-up, as a user sees them.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+
+from playbooks import write_playbooks  # noqa: E402
+
+PHASES = ("table_first", "table_noop", "loop_first", "loop_noop")
+
+
+def find_tool(name):
+    local = os.path.join(os.path.dirname(sys.executable), name)
+    return local if os.path.exists(local) else (shutil.which(name) or name)
+
+
+def collection_env(workdir, collections_path):
+    env = dict(os.environ)
+    if not collections_path:
+        collections_path = os.path.join(workdir, "collections")
+        os.makedirs(os.path.join(collections_path, "ansible_collections", "cosyvoice"), exist_ok=True)
+        link = os.path.join(collections_path, "ansible_collections", "cosyvoice", "cluster")
+        if not os.path.islink(link):
+            os.symlink(REPO, link)
+    env["ANSIBLE_COLLECTIONS_PATH"] = collections_path
+    cfg = os.path.join(REPO, "ansible.cfg")
+    if "ANSIBLE_CONFIG" not in env and os.path.exists(cfg):
+        env["ANSIBLE_CONFIG"] = cfg
+    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # no extra callbacks in the timed runs
+    return env
+
+
+def host_address(inventory, host, env):
+    out = subprocess.run(
+        [find_tool("ansible-inventory"), "-i", inventory, "--host", host],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    hostvars = json.loads(out)
+    if "cluster_ip" not in hostvars:
+        raise SystemExit(f"{host} has no cluster_ip in {inventory}: give --address")
+    return hostvars["cluster_ip"]
+
+
+def run_playbook(inventory, playbook, env, timeout):
+    start = time.monotonic()
+    proc = subprocess.run(
+        [find_tool("ansible-playbook"), "-i", inventory, playbook],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"{os.path.basename(playbook)} failed (rc={proc.returncode})")
+    return elapsed
+
+
+def count_destinations(inventory, host, address, port, env):
+    out = subprocess.run(
+        [find_tool("ansible"), "-i", inventory, host, "-m", "ansible.builtin.command", "-a", "ipvsadm -S -n"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return sum(1 for line in out.splitlines() if line.startswith(f"-a -t {address}:{port} "))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-i", "--inventory", required=True)
+    parser.add_argument("--host", required=True, help="the director to benchmark on")
+    parser.add_argument("--address", help="service address (default: the host's cluster_ip)")
+    parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--destinations", type=int, default=200)
+    parser.add_argument("--first-destination", default="192.168.50.50")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per ansible-playbook run")
+    parser.add_argument("--collections-path", help="default: a temporary link to this checkout")
+    parser.add_argument("--json", help="also write the raw timings to this file")
+    args = parser.parse_args(argv)
+
+    workdir = tempfile.mkdtemp(prefix="ipvs-bench-")
+    try:
+        env = collection_env(workdir, args.collections_path)
+        address = args.address or host_address(args.inventory, args.host, env)
+        books = write_playbooks(
+            os.path.join(workdir, "playbooks"), args.host, address, args.port, args.destinations, args.first_destination
+        )
+        times = {phase: [] for phase in PHASES}
+
+        def run(name):
+            return run_playbook(args.inventory, books[name], env, args.timeout)
+
+        for trial in range(1, args.trials + 1):
+            for approach in ("table", "loop"):
+                run("cleanup")
+                times[f"{approach}_first"].append(run(approach))
+                found = count_destinations(args.inventory, args.host, address, args.port, env)
+                if found != args.destinations:
+                    raise SystemExit(f"{approach}: {found} destinations in the table, expected {args.destinations}")
+                times[f"{approach}_noop"].append(run(approach))
+            run("cleanup")
+            print(f"trial {trial}/{args.trials}: " + ", ".join(f"{p} {times[p][-1]:.1f}s" for p in PHASES), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    med = {phase: statistics.median(values) for phase, values in times.items()}
+    print(f"\n1 service x {args.destinations} destinations on {args.host}, median of {args.trials} trial(s):")
+    print(f"{'':28}{'first apply':>14}{'no-op re-run':>14}")
+    print(f"{'ipvs_table (one ipvsadm -R)':28}{med['table_first']:>13.1f}s{med['table_noop']:>13.1f}s")
+    print(f"{'command loop (one per item)':28}{med['loop_first']:>13.1f}s{med['loop_noop']:>13.1f}s")
+    print(
+        f"{'ratio loop / table':28}{med['loop_first'] / med['table_first']:>13.1f}x"
+        f"{med['loop_noop'] / med['table_noop']:>13.1f}x"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"host": args.host, "destinations": args.destinations, "times": times, "median": med}, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -50,11 +49,10 @@ def test_create_boots_every_vm():
 
 
 def test_up_again_is_a_no_op():
-    t0 = time.monotonic()
     rc, out = run([*LABCTL, "up"], 300)
     assert rc == 0, out
     assert "nothing to start" in out
-    assert time.monotonic() - t0 < 60
+    assert "started " not in out
 
 
 def test_converge_and_idempotence():

@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help deps stale-copy docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
-        lab-selftest cluster test demo changelog clean
+        lab-selftest cluster test demo changelog clean preflight bench-failover
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ lint: deps  ## yamllint, ruff, ansible-lint (production profile)
 unit: deps  ## fast tests: no VM, no Docker
 	$(BIN)/pytest -q tests/unit
 
+preflight: deps  ## bad inventory input is refused before anything changes (local hosts, no VM)
+	$(BIN)/pytest -q tests/roles
+
 build-check: deps  ## ansible-galaxy collection build, and what the tarball must not contain
 	$(BIN)/pytest -q tests/build
 
@@ -72,11 +75,16 @@ cluster: deps  ## Molecule `cluster` scenario on the VM lab: create, converge, v
 
 test: deps docker-up  ## everything CI runs
 	$(MAKE) lint
-	$(BIN)/pytest tests/unit tests/build tests/molecule tests/lab
+	$(BIN)/pytest tests/unit tests/roles tests/build tests/molecule tests/lab
 
 demo: deps  ## bring up the lab and run playbooks/site.yml on it
 	$(LABCTL) up
+	# until the node server lands (issue 5) the nodes run the lab's stand-in HTTP service
+	$(BIN)/ansible-playbook tests/lab/lab_httpd.yml
 	$(BIN)/ansible-playbook playbooks/site.yml
+
+bench-failover: deps  ## eviction and director failover figures on the running, converged lab (make demo first)
+	$(PY) benchmarks/lvs_failover/bench.py --json
 
 changelog: deps  ## lint the changelog fragments
 	$(BIN)/antsibull-changelog lint

@@ -1,12 +1,20 @@
-"""The Molecule `cluster` scenario on the VM lab: real kernel, real IPVS.
+"""The Molecule `cluster` scenario on the VM lab: real kernel, real IPVS, real keepalived.
 
 One boot of the default topology serves every step; the steps run in order
 and the lab is destroyed at the end whatever happens. These tests need root,
 qemu and debootstrap (`make deps` installs them); without them they fail.
+
+After create: prepare (lab self-test and the ipvs_* module tests on the bare
+lab), converge (playbooks/site.yml) and idempotence, verify (DR traffic
+through the keepalived pair), then the drills, each proven with traffic from
+the client VM: (a) a stopped node, (b, c) a hung node and its return,
+(e) a broken keepalived value, (d) the master director killed, and (f) the
+killed director and a killed node boot again with everything in place.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,8 +35,18 @@ def run(argv, timeout):
     return res.returncode, res.stdout + res.stderr
 
 
-def molecule(step, timeout=1800):
-    return run([os.path.join(BIN, "molecule"), step, "-s", "cluster"], timeout)
+def molecule(step, *args, timeout=1800):
+    return run([os.path.join(BIN, "molecule"), step, "-s", "cluster", *args], timeout)
+
+
+def playbook(path, *args, timeout=900):
+    return run([os.path.join(BIN, "ansible-playbook"), path, *args], timeout)
+
+
+def on(host, command):
+    rc, out = run([*LABCTL, "ssh", host, "--", command], 120)
+    assert rc == 0, out
+    return out.strip()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,6 +56,10 @@ def lab_lifecycle():
 
 
 def test_create_boots_every_vm():
+    # destroy first: it also clears Molecule's state (kept under ~/.ansible/tmp),
+    # which an interrupted earlier run may have left saying "created"
+    rc, out = molecule("destroy")
+    assert rc == 0, out[-6000:]
     rc, out = molecule("create")
     assert rc == 0, out[-6000:]
     rc, out = run([*LABCTL, "status", "--json"], 300)
@@ -55,6 +77,17 @@ def test_up_again_is_a_no_op():
     assert "started " not in out
 
 
+def test_prepare_runs_the_lab_self_test_and_the_module_integration_tests():
+    rc, out = molecule("prepare", "--force")
+    assert rc == 0, out[-8000:]
+    assert "all 3 nodes answered through the VIP" in out
+    assert "OutPkts 0" in out
+    # the ipvs_* modules' integration playbook ran, including the drain timeout
+    # with a connection held open from the client VM
+    assert "IPVS modules | against the real kernel" in out
+    assert "timed out after" in out
+
+
 def test_converge_and_idempotence():
     rc, out = molecule("converge")
     assert rc == 0, out[-6000:]
@@ -63,15 +96,65 @@ def test_converge_and_idempotence():
     assert "cluster > idempotence: Executed: Successful" in out
 
 
-def test_verify_runs_the_lab_self_test_and_the_module_integration_tests():
+def test_check_mode_on_the_converged_cluster_changes_nothing():
+    rc, out = playbook("playbooks/site.yml", "--check", "--diff")
+    assert rc == 0, out[-6000:]
+    recap = [line for line in out.splitlines() if re.match(r"^(director|node)\d+ +: ok=", line)]
+    assert len(recap) == 5, out[-3000:]
+    assert all(" changed=0 " in line and " failed=0 " in line for line in recap), "\n".join(recap)
+
+
+def test_verify_dr_traffic_through_the_keepalived_pair():
     rc, out = molecule("verify")
     assert rc == 0, out[-8000:]
-    assert "all 3 nodes answered through the VIP" in out
+    assert "director1 holds the VIP" in out
+    assert "all 3 nodes answered 24 requests through the VIP, each client on one node" in out
     assert "OutPkts 0" in out
-    # the ipvs_* modules' integration playbook ran, including the drain timeout
-    # with a connection held open from the client VM
-    assert "IPVS modules | against the real kernel" in out
-    assert "timed out after" in out
+
+
+def test_a_a_stopped_node_is_evicted():
+    rc, out = playbook("tests/lab/drill_node_stopped.yml")
+    assert rc == 0, out[-6000:]
+    assert "node1 evicted: 24 requests answered by" in out
+
+
+def test_b_c_a_hung_node_is_evicted_and_returns_when_resumed():
+    rc, out = playbook("tests/lab/drill_node_hung.yml")
+    assert rc == 0, out[-6000:]
+    assert "hung node2 evicted (a TCP handshake still completed)" in out
+    assert "node2 is back in rotation" in out
+
+
+def test_e_a_broken_keepalived_value_fails_validation_and_the_old_config_serves():
+    state = "systemctl show -p MainPID --value keepalived; sha256sum /etc/keepalived/keepalived.conf"
+    before = {d: on(d, state) for d in ("director1", "director2")}
+    broken = '{"lvs_director_global_defs_extra": ["vrrp_garp_master_delay not-a-number"]}'
+    rc, out = playbook("playbooks/site.yml", "-e", broken)
+    assert rc != 0, out[-6000:]
+    assert "failed to validate" in out, out[-6000:]
+    assert "fatal: [director1]" in out and "fatal: [director2]" in out, out[-6000:]
+    # same keepalived process (no restart), same config file, still serving
+    assert {d: on(d, state) for d in ("director1", "director2")} == before
+    rc, out = playbook("tests/lab/check_service.yml")
+    assert rc == 0, out[-6000:]
+    assert "the old config still serves" in out
+
+
+def test_d_the_master_director_killed_the_backup_takes_over_and_a_stream_survives():
+    rc, out = playbook("tests/lab/drill_director_killed.yml")
+    assert rc == 0, out[-6000:]
+    assert "director2 took the VIP; the stream opened before the kill got all 60 lines" in out
+
+
+def test_f_after_reboots_the_vips_sysctls_and_the_director_come_back():
+    rc, out = run([*LABCTL, "kill", "node3"], 120)
+    assert rc == 0, out
+    rc, out = run([*LABCTL, "up"], 900)  # boots node3 and the director killed in (d)
+    assert rc == 0, out
+    rc, out = playbook("tests/lab/check_after_reboot.yml")
+    assert rc == 0, out[-6000:]
+    assert "node3 rebooted with 192.168.50.100/32 on lo, arp_ignore 1, arp_announce 2" in out
+    assert "director1 holds the VIP" in out
 
 
 def test_destroy_leaves_no_qemu_tap_or_namespace():

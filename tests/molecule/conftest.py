@@ -1,0 +1,33 @@
+"""Shared by the Molecule Docker scenario tests."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture
+def molecule_test():
+    """Run `molecule test -s SCENARIO` from the checkout; return its output after asserting rc 0."""
+
+    def run(scenario, timeout=1800):
+        env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", NO_COLOR="1")
+        res = subprocess.run(
+            [os.path.join(BIN, "molecule"), "test", "-s", scenario],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out[-6000:]
+        assert f"{scenario} > idempotence: Executed: Successful" in out, out[-3000:]
+        return out
+
+    return run

@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help deps stale-copy docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
-        lab-selftest cluster test demo changelog clean preflight bench-failover
+        lab-selftest cluster test demo changelog clean preflight bench-failover node-server
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,6 +52,9 @@ lint: deps  ## yamllint, ruff, ansible-lint (production profile)
 unit: deps  ## fast tests: no VM, no Docker
 	$(BIN)/pytest -q tests/unit
 
+node-server: deps  ## the node server with the espeak engine: real HTTP, real gradio_client
+	$(BIN)/pytest -q tests/node_server
+
 preflight: deps  ## bad inventory input is refused before anything changes (local hosts, no VM)
 	$(BIN)/pytest -q tests/roles
 
@@ -75,7 +78,7 @@ cluster: deps  ## Molecule `cluster` scenario on the VM lab: create, converge, v
 
 test: deps docker-up  ## everything CI runs
 	$(MAKE) lint
-	$(BIN)/pytest tests/unit tests/roles tests/build tests/molecule tests/lab
+	$(BIN)/pytest tests/unit tests/roles tests/node_server tests/build tests/molecule tests/lab
 
 demo: deps  ## bring up the lab and run playbooks/site.yml on it
 	$(LABCTL) up

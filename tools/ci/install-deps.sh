@@ -3,7 +3,7 @@
 # from Debian's registry only. Idempotent: installs only what is missing.
 set -euo pipefail
 PKGS=(qemu-system-x86 qemu-utils debootstrap apt-utils e2fsprogs iproute2 openssh-client
-      docker.io python3 python3-venv git make rsync curl ca-certificates tar)
+      docker.io python3 python3-venv git make rsync curl ca-certificates tar espeak-ng)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

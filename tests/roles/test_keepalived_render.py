@@ -6,6 +6,7 @@ unicast_peer block listing every other director and never itself. Rendered
 with the role's own preflight and template against local-connection hosts.
 """
 
+import json
 import os
 import re
 import sys
@@ -50,11 +51,25 @@ def rendered(tmp_path_factory, ansible_playbook):
     }
     rc, out = ansible_playbook(tmp, inventory, "tests/roles/render_keepalived.yml")
     assert rc == 0, out[-5000:]
-    return {h: (tmp / f"{h}.conf").read_text() for h in DIRECTORS}
+    confs = {h: (tmp / f"{h}.conf").read_text() for h in DIRECTORS}
+    return confs | {f"{h}.table": json.loads((tmp / f"{h}.table.json").read_text()) for h in DIRECTORS}
 
 
 def blocks(text, keyword):
     return re.findall(keyword + r" \{\n(.*?)\n\s*\}", text, re.S)
+
+
+def test_the_static_table_without_keepalived_has_every_node_on_every_service(rendered):
+    table = rendered["lb1.table"]
+    assert [(s["address"], s["port"], s["scheduler"], s["persistence_timeout"]) for s in table] == [
+        ("10.99.0.100", 7860, "wlc", 300),
+        ("10.99.0.101", 443, "wlc", 300),
+    ]
+    for service in table:
+        assert service["destinations"] == [
+            {"address": "10.99.0.21", "port": service["port"], "forward": "dr", "weight": 100},
+            {"address": "10.99.0.22", "port": service["port"], "forward": "dr", "weight": 100},
+        ]
 
 
 @pytest.mark.parametrize("host", sorted(DIRECTORS))
@@ -69,10 +84,10 @@ def test_one_unicast_peer_block_per_instance_listing_every_other_director(render
 
 
 def test_priorities_follow_the_inventory_order_and_every_director_starts_as_backup(rendered):
-    prios = {h: re.findall(r"^\s+priority (\d+)$", c, re.M) for h, c in rendered.items()}
+    prios = {h: re.findall(r"^\s+priority (\d+)$", rendered[h], re.M) for h in DIRECTORS}
     assert prios == {"lb1": ["150", "150"], "lb2": ["140", "140"], "lb3": ["130", "130"]}
-    for conf in rendered.values():
-        assert re.findall(r"^\s+state (\w+)$", conf, re.M) == ["BACKUP", "BACKUP"]
+    for host in DIRECTORS:
+        assert re.findall(r"^\s+state (\w+)$", rendered[host], re.M) == ["BACKUP", "BACKUP"]
 
 
 def test_vrrp_v3_sub_second_adverts_no_pass_authentication(rendered):

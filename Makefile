@@ -82,8 +82,6 @@ test: deps docker-up  ## everything CI runs
 
 demo: deps  ## bring up the lab and run playbooks/site.yml on it
 	$(LABCTL) up
-	# until the node server lands (issue 5) the nodes run the lab's stand-in HTTP service
-	$(BIN)/ansible-playbook tests/lab/lab_httpd.yml
 	$(BIN)/ansible-playbook playbooks/site.yml
 
 bench-failover: deps  ## eviction and director failover figures on the running, converged lab (make demo first)

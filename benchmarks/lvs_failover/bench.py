@@ -8,11 +8,11 @@ Runs against the QEMU lab (tools/lab/labctl) once the lvs_director role has conf
 prints figures (median, min, max and each trial's value next to what keepalived's settings predict). Not a
 test: it asserts no timing. Measurements:
 
-  1. dead node: `systemctl stop lab-httpd` on a node; seconds until the MASTER director's IPVS table shows the
+  1. dead node: `systemctl stop cosyvoice-tts` on a node; seconds until the MASTER director's IPVS table shows the
      node at weight 0, then `systemctl start` and seconds until its weight is back (return to rotation);
-  2. hung node: `systemctl kill -s SIGSTOP lab-httpd` (the socket stays open, handshakes still complete), the
+  2. hung node: `systemctl kill -s SIGSTOP cosyvoice-tts` (the socket stays open, handshakes still complete), the
      same two figures, back after SIGCONT;
-  3. director failover: a probe loop on the client VM sends GET / to the VIP every 50 ms from one or more
+  3. director failover: a probe loop on the client VM sends GET /livez to the VIP every 50 ms from one or more
      source addresses while the bench runs `labctl kill` on the MASTER director; the gap is the longest time
      between two successful responses around the kill, on the client's own clock. Then `labctl up` boots the
      director again and the bench waits until the VIP and the IPVS table have settled.
@@ -25,7 +25,7 @@ the node (over a persistent ssh session) to the arrival of a line from a watcher
 table (/proc/net/ip_vs: what `ipvsadm -Ln` shows, read without starting a process) over its own ssh session;
 the ssh channel round trips and the watcher's poll period are printed as the error bar.
 
-It restores what it changes (lab-httpd started and resumed, client addresses removed, a killed VM booted
+It restores what it changes (cosyvoice-tts started and resumed, client addresses removed, a killed VM booted
 again) whatever happens, and every wait has a deadline. Traffic goes only from the client VM to lab addresses.
 """
 
@@ -485,12 +485,12 @@ def expected_text(expected):
 
 # ------------------------------------------------------------------------------------------------ the probe
 def probe_loop(cfg):
-    """Runs ON THE CLIENT VM (bench.py sends this function's source over ssh): one GET / per source address every
+    """Runs ON THE CLIENT VM (bench.py sends this function's source over ssh): one GET /livez per source address every
     cfg["interval"] s for cfg["duration"] s, each on a new connection with cfg["timeout"] s for connect + read.
     Prints "ready" first, then one line "result JSON" with every request as [source index, start, end, outcome,
     node], times in seconds on the client's monotonic clock from the "ready" line."""
     vip, port, limit = cfg["vip"], cfg["port"], cfg["timeout"]
-    request = f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode()
+    request = f"GET /livez HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode()
     results, lock = [], threading.Lock()
     origin = time.monotonic()
 
@@ -515,7 +515,11 @@ def probe_loop(cfg):
             if status != [b"200"]:
                 outcome = "http " + b"".join(status).decode(errors="replace")
             else:
-                node = body.decode(errors="replace").strip()
+                text = body.decode(errors="replace").strip()
+                try:  # the node server's /livez: {"node": ...}
+                    node = str(json.loads(text).get("node", text))
+                except (ValueError, AttributeError):
+                    node = text
         except TimeoutError:
             outcome = "timeout"
         except OSError as exc:
@@ -746,7 +750,7 @@ class Bench:
         self.latency["poll_period"] = [self.poll_period(watched)]
         for key, samples in self.latency.items():
             log(f"  {key}: median {statistics.median(samples) * 1000:.0f} ms over {len(samples)}")
-        _, out = self.lab.ssh(self.node, "systemctl is-active lab-httpd", timeout=20, check=False)
+        _, out = self.lab.ssh(self.node, "systemctl is-active cosyvoice-tts", timeout=20, check=False)
         self.client_dev = self.lab.ssh(
             self.client,
             f"ip -o -4 addr show | awk -v a={self.client['ip']} '{{ split($4, p, \"/\"); if (p[1] == a) print $2 }}'",
@@ -754,7 +758,7 @@ class Bench:
         )[1].strip()
         fatal = []
         if out.strip() != "active" and not self.args.skip_nodes:
-            fatal.append(f"lab-httpd is {out.strip() or 'unknown'} on {self.node['name']}")
+            fatal.append(f"cosyvoice-tts is {out.strip() or 'unknown'} on {self.node['name']}")
         if not any(s.get("weights") for s in states.values()):
             fatal.append(f"no director has the virtual service {self.vip}:{self.port}: configure the lab first")
         if not self.client_dev and not self.args.skip_failover:
@@ -785,8 +789,8 @@ class Bench:
     # ------------------------------------------------------------------ 1 and 2: a node
     def node_trial(self, kind, trial):
         stop, resume = {
-            "dead": ("systemctl stop lab-httpd", "systemctl start lab-httpd"),
-            "hung": ("systemctl kill -s SIGSTOP lab-httpd", "systemctl kill -s SIGCONT lab-httpd"),
+            "dead": ("systemctl stop cosyvoice-tts", "systemctl start cosyvoice-tts"),
+            "hung": ("systemctl kill -s SIGSTOP cosyvoice-tts", "systemctl kill -s SIGCONT cosyvoice-tts"),
         }[kind]
         timeout = self.args.timeout
         master = self.wait_settled(timeout=self.args.settle_timeout, stable=2)
@@ -958,13 +962,13 @@ class Bench:
             try:
                 self.lab.ssh(
                     self.node,
-                    "systemctl kill -s SIGCONT lab-httpd 2>/dev/null; systemctl start lab-httpd",
+                    "systemctl kill -s SIGCONT cosyvoice-tts 2>/dev/null; systemctl start cosyvoice-tts",
                     timeout=60,
                     check=False,
                 )
-                log(f"restored lab-httpd on {self.node['name']}")
+                log(f"restored cosyvoice-tts on {self.node['name']}")
             except BenchError as exc:
-                log(f"could not restore lab-httpd on {self.node['name']}: {exc}")
+                log(f"could not restore cosyvoice-tts on {self.node['name']}: {exc}")
         for address in list(self.added_sources):
             try:
                 prefix = self.lab.subnet.prefixlen

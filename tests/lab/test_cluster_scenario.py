@@ -5,11 +5,14 @@ and the lab is destroyed at the end whatever happens. These tests need root,
 qemu and debootstrap (`make deps` installs them); without them they fail.
 
 After create: prepare (lab self-test and the ipvs_* module tests on the bare
-lab), converge (playbooks/site.yml) and idempotence, verify (DR traffic
-through the keepalived pair), then the drills, each proven with traffic from
-the client VM: (a) a stopped node, (b, c) a hung node and its return,
-(e) a broken keepalived value, (d) the master director killed, and (f) the
-killed director and a killed node boot again with everything in place.
+lab), converge (playbooks/site.yml: NFS export and mounts, the node server
+with its espeak-ng CPU test engine, the realservers, the directors) and
+idempotence, verify (DR traffic through the keepalived pair; the shared
+outputs directory), then the drills, each proven with traffic from the
+client VM: a storage outage under load, (a) a stopped node, (b, c) a hung
+node and its return, (e) a broken keepalived value, (d) the master director
+killed, (f) the killed director, a killed node and the killed storage host
+boot again with everything in place, and last nfs_outputs state absent.
 """
 
 import json
@@ -41,6 +44,11 @@ def molecule(step, *args, timeout=1800):
 
 def playbook(path, *args, timeout=900):
     return run([os.path.join(BIN, "ansible-playbook"), path, *args], timeout)
+
+
+def flat(out):
+    """The output with every run of whitespace as one space (the yaml callback folds long messages)."""
+    return " ".join(out.split())
 
 
 def on(host, command):
@@ -99,8 +107,8 @@ def test_converge_and_idempotence():
 def test_check_mode_on_the_converged_cluster_changes_nothing():
     rc, out = playbook("playbooks/site.yml", "--check", "--diff")
     assert rc == 0, out[-6000:]
-    recap = [line for line in out.splitlines() if re.match(r"^(director|node)\d+ +: ok=", line)]
-    assert len(recap) == 5, out[-3000:]
+    recap = [line for line in out.splitlines() if re.match(r"^(director|node|storage)\d+ +: ok=", line)]
+    assert len(recap) == 6, out[-3000:]
     assert all(" changed=0 " in line and " failed=0 " in line for line in recap), "\n".join(recap)
 
 
@@ -110,6 +118,16 @@ def test_verify_dr_traffic_through_the_keepalived_pair():
     assert "director1 holds the VIP" in out
     assert "all 3 nodes answered 24 requests through the VIP, each client on one node" in out
     assert "OutPkts 0" in out
+    assert "3 export entries, one per node, root_squash and sync" in out
+    assert "node3 sees the file as cosyvoice 960 cosyvoice 960" in out
+
+
+def test_storage_outage_under_load_loses_no_request_and_no_output():
+    rc, out = playbook("tests/lab/drill_storage_outage.yml")
+    assert rc == 0, out[-8000:]
+    assert re.search(r"\d+ requests under a 60 s storage outage, 0 failed", flat(out)), out[-4000:]
+    assert re.search(r"[1-9]\d* outputs waited in the spools when storage came back", flat(out)), out[-4000:]
+    assert "with their sidecars, none partial, no temporary file left, owner uid [960]" in flat(out)
 
 
 def test_a_a_stopped_node_is_evicted():
@@ -140,21 +158,36 @@ def test_e_a_broken_keepalived_value_fails_validation_and_the_old_config_serves(
     assert "the old config still serves" in out
 
 
-def test_d_the_master_director_killed_the_backup_takes_over_and_a_stream_survives():
+def test_d_the_master_director_killed_the_backup_takes_over_and_a_synthesis_survives():
     rc, out = playbook("tests/lab/drill_director_killed.yml")
     assert rc == 0, out[-6000:]
-    assert "director2 took the VIP; the stream opened before the kill got all 60 lines" in out
+    assert "director2 took the VIP; the synthesis sent before the kill came back whole from" in flat(out)
 
 
 def test_f_after_reboots_the_vips_sysctls_and_the_director_come_back():
-    rc, out = run([*LABCTL, "kill", "node3"], 120)
-    assert rc == 0, out
-    rc, out = run([*LABCTL, "up"], 900)  # boots node3 and the director killed in (d)
+    for host in ("node3", "storage1"):
+        rc, out = run([*LABCTL, "kill", host], 120)
+        assert rc == 0, out
+    rc, out = run([*LABCTL, "up"], 900)  # boots them and the director killed in (d)
     assert rc == 0, out
     rc, out = playbook("tests/lab/check_after_reboot.yml")
     assert rc == 0, out[-6000:]
     assert "node3 rebooted with 192.168.50.100/32 on lo, arp_ignore 1, arp_announce 2" in out
     assert "director1 holds the VIP" in out
+    assert "storage1 exports /srv/cosyvoice-tts/outputs again" in flat(out)
+    assert "node3 mounted the share again; its mover runs and its spool is empty" in flat(out)
+
+
+def test_nfs_outputs_absent_unmounts_and_removes_the_export_and_keeps_the_data():
+    rc, out = playbook("tests/lab/nfs_absent.yml")
+    assert rc == 0, out[-6000:]
+    assert "storage1: nothing mounted, no units, no export," in flat(out) and "outputs kept" in flat(out)
+    for node in ("node1", "node2", "node3"):
+        assert f"{node}: nothing mounted, no units, no export" in flat(out)
+    rc, out = playbook("tests/lab/nfs_absent.yml")
+    assert rc == 0, out[-6000:]
+    recap = [line for line in out.splitlines() if re.match(r"^(node|storage)\d+ +: ok=", line)]
+    assert len(recap) == 4 and all(" changed=0 " in line for line in recap), "\n".join(recap)
 
 
 def test_destroy_leaves_no_qemu_tap_or_namespace():

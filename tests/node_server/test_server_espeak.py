@@ -102,6 +102,7 @@ def test_gradio_synthesis_gives_wav_and_atomic_sidecar(idle, client, prompt_clip
     assert sidecar["node"] == "test-node"
     assert sidecar["duration"] == pytest.approx(frames / rate, abs=0.002)
     assert sidecar["wav"] == wav.name
+    assert sidecar["stored"] == "outputs"
     # Written under a hidden temporary name and renamed: nothing half-written is left.
     assert not [p.name for p in idle.outputs.iterdir() if p.name.startswith(".")]
 
@@ -302,7 +303,7 @@ def test_metrics(idle, prompt_clip):
 
 def test_access_log_has_one_json_line_per_request(idle, prompt_clip):
     before = idle.access_log.read_text().splitlines()
-    idle.http.post("/v1/tts", json=rest_body(prompt_clip, text="logged"))
+    ok = idle.http.post("/v1/tts", json=rest_body(prompt_clip, text="logged"))
     idle.http.post("/v1/tts", json=rest_body(prompt_clip, seed=-1))
     idle.http.get("/livez")  # health checks are not synthesis requests: not logged
 
@@ -318,6 +319,10 @@ def test_access_log_has_one_json_line_per_request(idle, prompt_clip):
     ]
     assert entries[0]["client"] == "127.0.0.1"
     assert entries[0]["chars"] == len("logged")
+    # The stem of the result file, so that a line can be matched with its files.
+    assert entries[0]["output"] == ok.headers["x-tts-output"]
+    assert entries[0]["stored"] == "outputs"
+    assert "output" not in entries[1]
 
 
 def test_concurrent_rest_clients_are_all_answered(idle, prompt_clip):

@@ -12,6 +12,7 @@ from cosyvoice_tts_server.config import Config, ConfigError, LimitsConfig, load_
 from cosyvoice_tts_server.engine_base import EngineError
 from cosyvoice_tts_server.engine_cosyvoice import CosyVoiceEngine, gpu_memory, import_paths, load_options
 from cosyvoice_tts_server.engine_espeak import speakable, voice_params
+from cosyvoice_tts_server.mover import host_tag, stale_pattern, temp_name
 from cosyvoice_tts_server.service import is_local_client
 from cosyvoice_tts_server.tts_request import InputError, TtsRequest, build_request, parse_seed
 from node_server_support import write_tone
@@ -211,6 +212,31 @@ def test_bad_settings_name_the_setting(overrides, key):
     assert str(err.value).startswith(f"{key}: ")
 
 
+def test_outputs_delivery_and_mover_settings():
+    assert espeak_cfg().outputs.delivery == "direct"  # today's behaviour stays the default
+    assert espeak_cfg(**{"outputs.delivery": "spool"}).outputs.delivery == "spool"
+    cfg = espeak_cfg()
+    assert (cfg.mover.interval_s, cfg.mover.max_backoff_s, cfg.mover.require_mountpoint) == (2.0, 30.0, False)
+    for overrides, key in (
+        ({"outputs.delivery": "nfs"}, "outputs.delivery"),
+        ({"mover.interval_s": "0"}, "mover.interval_s"),
+        ({"mover.interval_s": "5", "mover.max_backoff_s": "4"}, "mover.max_backoff_s"),
+        ({"mover.require_mountpoint": "sometimes"}, "mover.require_mountpoint"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            espeak_cfg(**overrides)
+        assert err.value.key == key
+    listed = {key for key, _, _ in config_mod.describe_settings()}
+    assert {"outputs.delivery", "mover.interval_s", "mover.max_backoff_s", "mover.require_mountpoint"} <= listed
+
+
+def test_mover_config_skips_the_engine_files():
+    overrides = {"engine": "cosyvoice", "cosyvoice.model_dir": "/nonexistent"}
+    with pytest.raises(ConfigError):
+        load_config(None, overrides, environ={})
+    assert load_config(None, overrides, environ={}, check_engine=False).engine == "cosyvoice"
+
+
 def test_unknown_setting():
     with pytest.raises(ConfigError, match=r"^queue\.size: unknown setting"):
         espeak_cfg(**{"queue.size": "1"})
@@ -282,6 +308,30 @@ def test_probe_writable(tmp_path):
     assert outputs.probe_writable(str(tmp_path))
     assert not outputs.probe_writable(str(tmp_path / "missing"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_spool_backlog_counts_sidecars_only(tmp_path):
+    assert outputs.spool_backlog(str(tmp_path / "missing")) == (0, None)
+    assert outputs.spool_backlog(str(tmp_path)) == (0, None)
+    outputs.write_result(str(tmp_path), "a", b"RIFF", {})
+    outputs.write_result(str(tmp_path), "b", b"RIFF", {})
+    os.utime(tmp_path / "a.json", (1000, 1000))
+    (tmp_path / "c.wav").write_bytes(b"RIFF, no sidecar yet")
+    (tmp_path / ".d.json.0123abcd.tmp").write_bytes(b"{}")
+    (tmp_path / "dir.json").mkdir()
+    assert outputs.spool_backlog(str(tmp_path)) == (2, 1000)
+
+
+def test_mover_temp_names_carry_a_dotless_host_tag():
+    tag = host_tag("node1.example.com")
+    assert tag == "node1_example_com"
+    name = temp_name("x.wav", tag)
+    assert name.startswith(".x.wav.node1_example_com.")
+    assert name.endswith(".tmp")
+    assert stale_pattern(tag).match(name)
+    assert not stale_pattern(host_tag("example.com")).match(name)  # another host's
+    assert not stale_pattern(host_tag("com")).match(name)
+    assert not stale_pattern(tag).match(".x.wav.0123abcd.tmp")  # the server's own temp file
 
 
 def test_output_stem_is_safe():

@@ -2,22 +2,35 @@
 """Lab client for the LVS tests: runs on the client VM, prints JSON.
 
   spread URL --sources A,B,.. --count K   K requests from each source address;
-                                           which node answered each, failures
+                                           which node answered each (the "node"
+                                           of a JSON answer such as /livez), failures
   probe URL --duration S --interval I --timeout T
                                            one new connection per request until
                                            S seconds pass; failures, the longest
                                            gap between two successes, slowest
-  stream URL --timeout T                   read a long streaming reply to its end;
-                                           lines received, seconds
+  tts URL --text T --timeout S             one POST /v1/tts (a long one with the
+                                           espeak engine's "[slow]" test marker);
+                                           status, node, output, seconds
+  load URL --sources A,B,.. --callers N --duration S
+                                           N concurrent callers POST /v1/tts until
+                                           S seconds pass, each from its own source
+                                           address; every request's outcome, node
+                                           and output file stem
 Every loop is bounded by its own arguments. Standard library only.
 """
 
 import argparse
+import base64
 import http.client
+import io
 import json
+import math
 import os
+import struct
 import sys
+import threading
 import time
+import wave
 from urllib.parse import urlparse
 
 
@@ -35,6 +48,55 @@ def get(url, source=None, timeout=5.0):
         conn.close()
 
 
+def node_of(body):
+    """The node that answered: the "node" of a JSON body, else the body itself."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.strip()
+    return str(doc.get("node", "")) if isinstance(doc, dict) else body.strip()
+
+
+def prompt_wav(seconds=1.5, rate=16000):
+    """A short prompt clip (a quiet 220 Hz tone): the engines want 1..30 s of audio."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        frames = (int(3000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(int(seconds * rate)))
+        w.writeframes(b"".join(struct.pack("<h", f) for f in frames))
+    return buf.getvalue()
+
+
+def post_tts(url, text, seed, prompt_b64, source=None, timeout=60.0):
+    """One POST /v1/tts; returns a dict with status, node, output, seconds, error."""
+    u = urlparse(url)
+    body = json.dumps({"text": text, "mode": "cross_lingual", "seed": seed, "prompt_wav_b64": prompt_b64})
+    t0 = time.monotonic()
+    out = {"status": None, "node": None, "output": None, "error": None, "source": source}
+    conn = http.client.HTTPConnection(
+        u.hostname, u.port or 80, timeout=timeout, source_address=(source, 0) if source else None
+    )
+    try:
+        conn.request("POST", u.path, body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        out["status"] = resp.status
+        out["node"] = resp.getheader("X-TTS-Node")
+        out["output"] = resp.getheader("X-TTS-Output")
+        if resp.status != 200:
+            out["error"] = f"HTTP {resp.status} {data[:200].decode(errors='replace')}"
+        elif data[:4] != b"RIFF":
+            out["error"] = "the answer is not a WAV"
+    except OSError as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out
+
+
 def spread(args):
     answers, failures = {}, []
     for src in args.sources.split(","):
@@ -43,7 +105,7 @@ def spread(args):
             try:
                 status, body = get(args.url, src, args.timeout)
                 if status == 200:
-                    answers[src].append(body.strip())
+                    answers[src].append(node_of(body))
                 else:
                     failures.append(f"{src}: HTTP {status}")
             except OSError as exc:
@@ -97,6 +159,54 @@ def stream(args):
     return {"lines": len(lines), "nodes": nodes, "error": error, "seconds": round(time.monotonic() - start, 3)}
 
 
+def tts(args):
+    return post_tts(args.url, args.text, args.seed, base64.b64encode(prompt_wav()).decode(), None, args.timeout)
+
+
+def load(args):
+    prompt = base64.b64encode(prompt_wav()).decode()
+    sources = args.sources.split(",") if args.sources else [None]
+    start = time.monotonic()
+    results, lock = [], threading.Lock()
+
+    def caller(i):
+        n = 0
+        while time.monotonic() - start < args.duration:
+            n += 1
+            r = post_tts(
+                args.url,
+                f"Lab load, caller {i}, request {n}.",
+                1 + i * 100000 + n,
+                prompt,
+                sources[i % len(sources)],
+                args.timeout,
+            )
+            r["t"] = round(time.monotonic() - start, 3)
+            with lock:
+                results.append(r)
+            if r["error"]:
+                time.sleep(0.5)
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failures = [r for r in results if r["error"]]
+    per_node = {}
+    for r in results:
+        if not r["error"]:
+            per_node[r["node"]] = per_node.get(r["node"], 0) + 1
+    return {
+        "requests": len(results),
+        "ok": len(results) - len(failures),
+        "failures": failures,
+        "per_node": per_node,
+        "outputs": sorted(r["output"] for r in results if not r["error"]),
+        "seconds": round(time.monotonic() - start, 3),
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -113,9 +223,20 @@ def main():
     s = sub.add_parser("stream")
     s.add_argument("url")
     s.add_argument("--timeout", type=float, default=20.0)
+    s = sub.add_parser("tts")
+    s.add_argument("url")
+    s.add_argument("--text", default="Hello from the lab.")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--timeout", type=float, default=60.0)
+    s = sub.add_parser("load")
+    s.add_argument("url")
+    s.add_argument("--sources", default="")
+    s.add_argument("--callers", type=int, default=4)
+    s.add_argument("--duration", type=float, default=60.0)
+    s.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--out", help="write the JSON here as well")
     args = p.parse_args()
-    result = {"spread": spread, "probe": probe, "stream": stream}[args.cmd](args)
+    result = {"spread": spread, "probe": probe, "stream": stream, "tts": tts, "load": load}[args.cmd](args)
     text = json.dumps(result, sort_keys=True)
     if args.out:
         with open(args.out + ".tmp", "w") as fh:

@@ -1,4 +1,4 @@
-"""Command line: labctl {up,down,status,kill,ssh,image,inventory}."""
+"""Command line: labctl {up,down,status,kill,ssh,image,validate,wheels}."""
 
 import argparse
 import json
@@ -37,6 +37,7 @@ def main(argv=None):
     im = sub.add_parser("image", help="build (or find cached) images")
     im.add_argument("--docker", action="store_true", help="also the Docker base image for Molecule")
     sub.add_parser("validate", help="validate the topology file and exit")
+    sub.add_parser("wheels", help="download (or find cached) the lab's Python wheels; print the wheelhouse dir")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "image":
@@ -44,6 +45,9 @@ def main(argv=None):
             print(f"vm image: {p['vm']}")
             if args.docker:
                 print(f"docker image: {images.ensure_docker_image()}")
+            return 0
+        if args.cmd == "wheels":
+            print(images.ensure_wheels())
             return 0
         topo = topology.load(args.topology)
         lab = Lab(topo)

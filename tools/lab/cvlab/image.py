@@ -7,7 +7,15 @@ package list or a build script rebuilds, and nothing else does.
     rootfs/<k1>.tar        debootstrap result (also the Docker base)
     mirror/<k1>/debian/    flat apt repository of every .deb fetched for it
     mirror/<k1>/pypi/      pip index served to the VMs (filled by later steps)
+    wheels/<k3>/           the Python wheels the lab installs (files/ + a PEP 503 simple/)
     vm/<k2>/               base.img (raw ext4), vmlinuz, initrd.img, id_ed25519
+
+The VM disk carries two virtualenvs built from those wheels, natively, in a chroot
+at image build time: the node server's (/opt/cosyvoice/venv, what the cosyvoice_node
+role creates, so its pip step finds every pin satisfied) and the lab client's
+(/opt/cvlab-client, gradio_client). pip under TCG emulation would take minutes per
+node; a golden image is also how many fleets ship Python. The wheels are published
+on the loopback mirror too, so a changed pin installs from there.
 """
 
 import glob
@@ -15,9 +23,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 from . import LabError
+from .mirror import write_pip_index
 from .util import log, run
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +37,14 @@ DEBIAN_MIRROR = os.environ.get("COSYVOICE_LAB_DEBIAN_MIRROR", "http://deb.debian
 DISK_SIZE = "3G"
 FORMAT = "1"  # bump to invalidate every cached artefact
 DOCKER_REPO = "cosyvoice-lab/debian12-systemd"
+REPO = os.path.dirname(os.path.dirname(HERE))
+# Requirement files whose wheels the lab needs: the node server's (espeak engine) and the client's.
+WHEEL_REQUIREMENTS = (
+    os.path.join(REPO, "roles", "cosyvoice_node", "files", "cosyvoice_tts_server", "requirements-espeak.txt"),
+    os.path.join(SPEC_DIR, "requirements-client.txt"),
+)
+NODE_VENV = "/opt/cosyvoice/venv"  # cosyvoice_node_home/venv with the role's defaults
+CLIENT_VENV = "/opt/cvlab-client"
 
 
 def cache_dir():
@@ -57,8 +75,16 @@ def rootfs_key():
     )
 
 
+def wheels_key():
+    parts = [FORMAT, "cp311-manylinux-x86_64"]
+    for req in WHEEL_REQUIREMENTS:
+        with open(req, "rb") as fh:
+            parts.append(fh.read())
+    return _digest(*parts)
+
+
 def vm_key():
-    return _digest(rootfs_key(), _file("customise-vm.sh"), DISK_SIZE)
+    return _digest(rootfs_key(), _file("customise-vm.sh"), DISK_SIZE, wheels_key(), NODE_VENV, CLIENT_VENV, "stamp1")
 
 
 def docker_key():
@@ -72,6 +98,7 @@ def paths():
         "rootfs_tar": os.path.join(c, "rootfs", f"{k1}.tar"),
         "mirror": os.path.join(c, "mirror", k1),
         "vm": os.path.join(c, "vm", k2),
+        "wheels": os.path.join(c, "wheels", wheels_key()),
         "docker_image": f"{DOCKER_REPO}:{docker_key()}",
     }
 
@@ -144,10 +171,85 @@ def ensure_rootfs():
     return p
 
 
+def ensure_wheels():
+    """Download the lab's wheels once per requirements set; returns the wheelhouse dir."""
+    d = paths()["wheels"]
+    if os.path.exists(os.path.join(d, "simple", "index.html")):
+        return d
+    t0 = time.monotonic()
+    log("image: downloading the lab's Python wheels (once per requirements set)")
+    tmp = d + f".{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", f"{tmp}/files"]
+    for req in WHEEL_REQUIREMENTS:
+        argv += ["-r", req]
+    run(argv, quiet=True)
+    write_pip_index(tmp)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.dirname(d), exist_ok=True)
+    os.rename(tmp, d)
+    log(f"image: wheels ready in {time.monotonic() - t0:.0f} s")
+    return d
+
+
+def publish_wheels(p):
+    """Put the wheelhouse on the loopback mirror (pypi/files, pypi/simple); idempotent."""
+    src = os.path.join(ensure_wheels(), "files")
+    pypi = os.path.join(p["mirror"], "pypi")
+    dst = os.path.join(pypi, "files")
+    os.makedirs(dst, exist_ok=True)
+    added = 0
+    for name in os.listdir(src):
+        if not os.path.exists(os.path.join(dst, name)):
+            try:
+                os.link(os.path.join(src, name), os.path.join(dst, name))
+            except OSError:
+                shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+            added += 1
+    if added or not os.path.exists(os.path.join(pypi, "simple", "index.html")):
+        write_pip_index(pypi)
+
+
+def _build_venvs(root, wheels):
+    """The node server's and the lab client's venvs, built in the chroot from the wheels."""
+    inside = "/tmp/cvlab-wheels"
+    shutil.copytree(wheels, root + inside)
+    node_req, client_req = WHEEL_REQUIREMENTS
+    shutil.copy(node_req, root + inside + "/requirements-node.txt")
+    shutil.copy(client_req, root + inside + "/requirements-client.txt")
+    try:
+        for venv, req in ((NODE_VENV, "requirements-node.txt"), (CLIENT_VENV, "requirements-client.txt")):
+            run(["chroot", root, "python3", "-m", "venv", venv], quiet=True)
+            run(
+                [
+                    "chroot",
+                    root,
+                    f"{venv}/bin/pip",
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--find-links",
+                    f"{inside}/files",
+                    "-r",
+                    f"{inside}/{req}",
+                ],
+                quiet=True,
+            )
+        # The stamp the cosyvoice_node role keeps: this venv holds exactly these requirements.
+        with open(node_req, "rb") as fh:
+            stamp = hashlib.sha256(fh.read()).hexdigest()
+        with open(root + NODE_VENV + "/.cosyvoice-requirements.sha256", "w", encoding="utf-8") as fh:
+            fh.write(stamp + "\n")
+    finally:
+        shutil.rmtree(root + inside, ignore_errors=True)
+
+
 def ensure_vm_image():
     p = ensure_rootfs()
+    publish_wheels(p)
     if os.path.exists(os.path.join(p["vm"], "base.img")):
         return p
+    wheels = ensure_wheels()
     k2 = vm_key()
     t0 = time.monotonic()
     log(f"image: building VM disk {k2} (about 1 minute)")
@@ -167,6 +269,7 @@ def ensure_vm_image():
         shutil.copy(os.path.join(SPEC_DIR, "customise-vm.sh"), os.path.join(root, "tmp/customise-vm.sh"))
         run(["chroot", root, "/bin/sh", "/tmp/customise-vm.sh"], quiet=True)
         os.unlink(os.path.join(root, "tmp/customise-vm.sh"))
+        _build_venvs(root, wheels)
         kernels = sorted(glob.glob(os.path.join(root, "boot/vmlinuz-*")))
         initrds = sorted(glob.glob(os.path.join(root, "boot/initrd.img-*")))
         if not kernels or not initrds:

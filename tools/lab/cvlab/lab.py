@@ -171,7 +171,8 @@ class Lab:
         subprocess.run(["ip", "-n", ns, "link", "del", tap], stderr=subprocess.DEVNULL, check=False)
         subprocess.run(["ip", "link", "del", tap], stderr=subprocess.DEVNULL, check=False)
         octet = f"{host.octet:02x}"
-        accel_args = ["-accel", "tcg,tb-size=256"] if accel == "tcg" else ["-enable-kvm", "-cpu", "host"]
+        # -cpu max: TCG's default qemu64 model lacks SSE4.2/POPCNT (x86-64-v2), which numpy 2 requires.
+        accel_args = ["-accel", "tcg,tb-size=256", "-cpu", "max"] if accel == "tcg" else ["-enable-kvm", "-cpu", "host"]
         mgmt = (
             f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{host.ssh_port}-:22,"
             f"guestfwd=tcp:10.0.2.100:80-cmd:{sys.executable} {MIRROR_SCRIPT} {mirror_dir}"

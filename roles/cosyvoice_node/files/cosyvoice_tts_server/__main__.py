@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .config import Config, ConfigError, describe_settings, load_config, warmup_prompt_wav
+from .config import Config, ConfigError, describe_settings, load_config, parse_overrides, warmup_prompt_wav
 
 PROG = "cosyvoice-tts"
 log = logging.getLogger("cosyvoice_tts")
@@ -37,12 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError("--set", f"expected KEY=VALUE (got {item!r})")
-        out[key.strip()] = value
+    out = parse_overrides(args.set)
     for key, value in (("listen.host", args.host), ("listen.port", args.port), ("engine", args.engine)):
         if value is not None:
             out[key] = value

@@ -165,6 +165,12 @@ def build_ui(cfg: Config, service: Service, result_dir: str) -> gr.Blocks:
             concurrency_limit=cfg.queue.concurrency,
         )
     demo.queue(max_size=cfg.queue.max_size, default_concurrency_limit=cfg.queue.concurrency, api_open=False)
+    queue = getattr(demo, "_queue", None)
+    if queue is not None:  # Gradio's idle polling (1 ms, 10 ms), see ui.queue_poll_s
+        if hasattr(queue, "sleep_when_free"):
+            queue.sleep_when_free = cfg.ui.queue_poll_s
+        if hasattr(queue, "progress_update_sleep_when_free"):
+            queue.progress_update_sleep_when_free = max(cfg.ui.queue_poll_s, 0.1)
     return demo
 
 

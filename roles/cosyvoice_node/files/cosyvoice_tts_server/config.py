@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 ENGINES = ("espeak", "cosyvoice")
+DELIVERIES = ("direct", "spool")
 MODEL_YAMLS = ("cosyvoice3.yaml", "cosyvoice2.yaml", "cosyvoice.yaml")
 ENV_PREFIX = "COSYVOICE_TTS_"
 _HOSTNAME = re.compile(
@@ -57,9 +58,21 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class OutputsConfig:
     dir: str = "/var/lib/cosyvoice-tts/outputs"  # the NFS mount in production
-    spool_dir: str = "/var/spool/cosyvoice-tts"  # local fallback when dir is not writable
+    spool_dir: str = "/var/spool/cosyvoice-tts"  # local: the fallback (direct) or every result (spool)
+    # direct: write to dir, fall back to spool_dir. spool: write to spool_dir only and never
+    # touch dir (a hung hard NFS mount blocks every writer); the mover carries results to dir.
+    delivery: str = "direct"
     write_timeout_s: float = 10.0  # a hung NFS write falls back to the spool after this
     probe_interval_s: float = 5.0  # /readyz re-checks writability at most this often
+
+
+@dataclass(frozen=True)
+class MoverConfig:
+    """python -m cosyvoice_tts_server.mover: carries results from outputs.spool_dir to outputs.dir."""
+
+    interval_s: float = 2.0  # a pass over the spool this often
+    max_backoff_s: float = 30.0  # while outputs.dir is unavailable the wait doubles up to this
+    require_mountpoint: bool = False  # true: outputs.dir must be a mount point, else it counts as down
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class CosyvoiceConfig:
 class UiConfig:
     title: str = "CosyVoice TTS"
     temp_dir: str = ""  # GRADIO_TEMP_DIR (uploads, result copies); "" = Gradio's default
+    # How often Gradio's idle queue loops wake up. Gradio polls every 1 ms (and its progress
+    # loop every 10 ms), about 1100 wake-ups a second on an idle node; 20 ms adds at most
+    # 20 ms to a job that takes seconds.
+    queue_poll_s: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    mover: MoverConfig = field(default_factory=MoverConfig)
     espeak: EspeakConfig = field(default_factory=EspeakConfig)
     cosyvoice: CosyvoiceConfig = field(default_factory=CosyvoiceConfig)
     ui: UiConfig = field(default_factory=UiConfig)
@@ -130,7 +148,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "outputs.probe_interval_s": (0, 3600),
     "shutdown.grace_s": (0, 3600),
     "shutdown.linger_s": (0, 60),
+    "ui.queue_poll_s": (0.001, 1),
     "espeak.test_delay_s": (0, 3600),
+    "mover.interval_s": (0.05, 3600),
+    "mover.max_backoff_s": (0.05, 86400),
 }
 ABSOLUTE_PATHS = ("outputs.dir", "outputs.spool_dir", "drain_file")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -212,8 +233,10 @@ def load_config(
     path: str | None = None,
     overrides: dict[str, str] | None = None,
     environ: dict[str, str] | None = None,
+    check_engine: bool = True,
 ) -> Config:
-    """Build and validate the settings; raises ConfigError."""
+    """Build and validate the settings; raises ConfigError. check_engine=False (the mover)
+    skips the checks of the engine's files (model dir, warm-up clip), which it does not use."""
     keys = setting_keys()
     flat: dict[str, Any] = {}
     if path:
@@ -236,7 +259,7 @@ def load_config(
         flat[key] = _parse_scalar(key, text) if isinstance(text, str) else text
     values = {key: _coerce(key, keys[key], value) for key, value in flat.items()}
     cfg = _build(values)
-    validate(cfg)
+    validate(cfg, check_engine=check_engine)
     return cfg
 
 
@@ -287,7 +310,7 @@ def warmup_prompt_wav(cfg: Config) -> str:
     return ""
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, check_engine: bool = True) -> None:
     if cfg.engine not in ENGINES:
         raise ConfigError("engine", f"unknown engine {cfg.engine!r} (use one of: {', '.join(ENGINES)})")
     for key, (low, high) in RANGES.items():
@@ -307,9 +330,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("access_log", f"must be '-' or an absolute path (got {cfg.access_log!r})")
     if os.path.abspath(cfg.outputs.dir) == os.path.abspath(cfg.outputs.spool_dir):
         raise ConfigError("outputs.spool_dir", "must differ from outputs.dir")
+    if cfg.outputs.delivery not in DELIVERIES:
+        raise ConfigError("outputs.delivery", f"must be one of {', '.join(DELIVERIES)} (got {cfg.outputs.delivery!r})")
+    if cfg.mover.max_backoff_s < cfg.mover.interval_s:
+        raise ConfigError("mover.max_backoff_s", "must not be below mover.interval_s")
     if not cfg.warmup_text.strip():
         raise ConfigError("warmup_text", "must not be empty")
-    if cfg.engine == "cosyvoice":
+    if cfg.engine == "cosyvoice" and check_engine:
         _check_model_dir(cfg.cosyvoice.model_dir)
         if cfg.cosyvoice.repo_dir and not os.path.isdir(cfg.cosyvoice.repo_dir):
             raise ConfigError("cosyvoice.repo_dir", f"{cfg.cosyvoice.repo_dir} is not a directory")
@@ -320,6 +347,17 @@ def validate(cfg: Config) -> None:
             raise ConfigError("cosyvoice.warmup_prompt_wav", f"{wav} is not a file")
     if cfg.engine == "espeak" and not cfg.espeak.binary.strip():
         raise ConfigError("espeak.binary", "must not be empty")
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` arguments as {key: text}; raises ConfigError naming --set."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", f"expected KEY=VALUE (got {item!r})")
+        out[key.strip()] = value
+    return out
 
 
 def describe_settings() -> list[tuple[str, str, Any]]:

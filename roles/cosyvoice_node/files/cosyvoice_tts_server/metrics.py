@@ -1,7 +1,8 @@
 """Prometheus metrics (text format on /metrics), all named cosyvoice_tts_*.
 
 Counters and the latency histogram are updated by the service; queue depth, in-flight
-work, readiness, draining and GPU memory are read when scraped.
+work, readiness, draining, the spool's backlog (a scan of the local spool dir, never of
+outputs.dir) and GPU memory are read when scraped.
 """
 
 from collections.abc import Callable
@@ -29,6 +30,8 @@ class _LiveCollector:
             ("ready", "1 when /readyz answers 200."),
             ("draining", "1 while draining (POST /drain, the drain file or SIGTERM)."),
             ("stuck_workers", "Cancelled syntheses that did not stop within queue.cancel_grace_s."),
+            ("spool_backlog_files", "Results waiting in the local spool for the mover (sidecars *.json)."),
+            ("spool_oldest_age_seconds", "Age of the oldest result waiting in the spool (0 when empty)."),
         ):
             yield GaugeMetricFamily(f"cosyvoice_tts_{name}", doc, value=float(state[name]))
         devices = gpu_memory()
@@ -69,7 +72,7 @@ class Metrics:
         )
         self.spooled = Counter(
             "cosyvoice_tts_outputs_spooled",
-            "Results written to the local spool instead of the outputs dir.",
+            "Results written to the local spool (every result with outputs.delivery=spool).",
             ["engine"],
             registry=self.registry,
         )

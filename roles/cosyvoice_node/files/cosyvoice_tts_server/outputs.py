@@ -4,7 +4,8 @@ A file is written under a hidden temporary name in the same directory, fsynced a
 into place, so a reader never sees half a file; the sidecar is renamed last, so a sidecar
 means its WAV is complete. The outputs directory (the NFS mount) is never created here:
 a missing mount must not turn into a local directory. The spool directory is local and
-is created when missing.
+is created when missing. A result waits in the spool while its sidecar is there (the
+mover removes the sidecar last), so the backlog is the number of visible ``*.json`` files.
 """
 
 import json
@@ -46,6 +47,35 @@ def write_result(directory: str, stem: str, wav: bytes, sidecar: dict[str, Any])
     data = json.dumps({**sidecar, "wav": os.path.basename(wav_path)}, ensure_ascii=False, indent=1).encode()
     write_atomic(directory, f"{stem}.json", data + b"\n")
     return wav_path
+
+
+def is_sidecar(name: str) -> bool:
+    """A complete result's sidecar: ``<stem>.json``, not a hidden temporary file."""
+    return name.endswith(".json") and not name.startswith(".") and len(name) > len(".json")
+
+
+def spool_backlog(directory: str) -> tuple[int, float | None]:
+    """(results waiting in the spool, mtime of the oldest one's sidecar or None).
+
+    One scandir of a local directory, for the metrics at scrape time; a missing or
+    unreadable spool reads as empty."""
+    count, oldest = 0, None
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if not is_sidecar(entry.name):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except OSError:  # removed by the mover meanwhile
+                    continue
+                count += 1
+                oldest = mtime if oldest is None else min(oldest, mtime)
+    except OSError:
+        return 0, None
+    return count, oldest
 
 
 def ensure_spool(directory: str) -> None:

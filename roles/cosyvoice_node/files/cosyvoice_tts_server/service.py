@@ -33,7 +33,7 @@ from .audio import Audio
 from .config import Config
 from .engine_base import Engine, EngineError, SynthesisCancelledError
 from .metrics import Metrics
-from .outputs import ensure_spool, output_stem, probe_writable, write_result
+from .outputs import ensure_spool, output_stem, probe_writable, spool_backlog, write_result
 from .tts_request import TtsError, TtsRequest
 
 log = logging.getLogger("cosyvoice_tts")
@@ -216,10 +216,14 @@ class Service:
 
     async def _run_probe(self) -> None:
         timeout = self.cfg.outputs.write_timeout_s
-        try:
-            outputs = await bounded(probe_writable, self.cfg.outputs.dir, timeout=timeout)
-        except _GaveUpError:
-            outputs = False
+        outputs = False
+        # delivery spool: outputs.dir is never touched, not even probed (a probe of a hung
+        # hard NFS mount blocks its thread for good); the spool alone makes the node ready.
+        if self.cfg.outputs.delivery == "direct":
+            try:
+                outputs = await bounded(probe_writable, self.cfg.outputs.dir, timeout=timeout)
+            except _GaveUpError:
+                outputs = False
         try:
             await bounded(ensure_spool, self.cfg.outputs.spool_dir, timeout=timeout)
             spool = await bounded(probe_writable, self.cfg.outputs.spool_dir, timeout=timeout)
@@ -248,6 +252,7 @@ class Service:
             "engine": self.engine.name,
             "node": self.node,
             "outputs": "outputs" if outputs["outputs"] else ("spool" if outputs["spool"] else "none"),
+            "delivery": self.cfg.outputs.delivery,
             "draining": self.drain_reasons(),
             "queue": {
                 "depth": self.queue_depth(),
@@ -261,12 +266,15 @@ class Service:
         return ready, body
 
     def live_state(self) -> dict[str, Any]:
+        backlog, oldest = spool_backlog(self.cfg.outputs.spool_dir)  # local disk only
         return {
             "queue_depth": self.queue_depth(),
             "in_flight": self.in_flight,
             "ready": int(all(self._checks().values())),
             "draining": int(bool(self.drain_reasons())),
             "stuck_workers": self.stuck,
+            "spool_backlog_files": backlog,
+            "spool_oldest_age_seconds": max(0.0, time.time() - oldest) if oldest is not None else 0.0,
         }
 
     # ---- requests --------------------------------------------------------------------
@@ -279,9 +287,10 @@ class Service:
         req: TtsRequest | None = None
         result: Result | None = None
         status, code = 200, "ok"
+        stored: dict[str, str] = {}  # {"output": stem} once the result is being stored
         try:
             req = make_request()
-            result = await self._synthesize(req)
+            result = await self._synthesize(req, stored)
             return result
         except TtsError as exc:
             status, code = exc.status, exc.code
@@ -298,7 +307,7 @@ class Service:
             self.metrics.observe(route, elapsed)
             if status != 200:
                 self.metrics.failure(route, code)
-            self.access(route, client, status, code, elapsed, req, result)
+            self.access(route, client, status, code, elapsed, req, result, stored.get("output", ""))
 
     def refuse(self, route: str, client: str, code: str) -> None:
         """Count and log a request refused before it reached run() (a full Gradio queue)."""
@@ -315,7 +324,11 @@ class Service:
         elapsed: float,
         req: TtsRequest | None,
         result: Result | None,
+        output: str = "",
     ) -> None:
+        """One JSON line per synthesis request. "output" (the file stem) is on every
+        successful line, and on a failed one whose result was already being stored (the
+        file may still appear), so lines can be matched with files on the share."""
         line: dict[str, Any] = {
             "ts": _utc(time.time()),
             "client": client,
@@ -334,9 +347,11 @@ class Service:
                 audio_s=round(result.audio.duration, 3),
                 queue_wait_s=round(result.queue_wait_s, 3),
             )
+        elif output:
+            line["output"] = output
         access_log.info(json.dumps(line, ensure_ascii=False))
 
-    async def _synthesize(self, req: TtsRequest) -> Result:
+    async def _synthesize(self, req: TtsRequest, stored: dict[str, str]) -> Result:
         if self.shutting_down:
             raise ServiceError(503, "shutting_down", "the server is shutting down")
         if not (self.model_loaded and self.warmed_up):
@@ -378,7 +393,7 @@ class Service:
             log.exception("synthesis failed")
             raise ServiceError(500, "synthesis_failed", f"{type(exc).__name__}: {exc}") from exc
         synthesis_s = time.monotonic() - started
-        return await self._store(req, audio, started - queued, synthesis_s)
+        return await self._store(req, audio, started - queued, synthesis_s, stored)
 
     def _release(self, future: asyncio.Future) -> None:
         _consume(future)
@@ -427,28 +442,38 @@ class Service:
             "server_version": __version__,
         }
 
-    async def _store(self, req: TtsRequest, audio: Audio, queue_wait_s: float, synthesis_s: float) -> Result:
+    async def _store(
+        self, req: TtsRequest, audio: Audio, queue_wait_s: float, synthesis_s: float, stored: dict[str, str]
+    ) -> Result:
+        """delivery direct: outputs.dir, the spool when that fails or hangs. delivery spool:
+        the spool only; outputs.dir is not touched (the mover carries the files there)."""
         stem = output_stem(self.node)
+        stored["output"] = stem
         wav = audio.wav_bytes()
         sidecar = self.sidecar(req, audio, stem, queue_wait_s, synthesis_s)
         timeout = self.cfg.outputs.write_timeout_s
+        spool = self.cfg.outputs.spool_dir
+        if self.cfg.outputs.delivery == "direct":
+            try:
+                direct = {**sidecar, "stored": "outputs"}
+                path = await bounded(write_result, self.cfg.outputs.dir, stem, wav, direct, timeout=timeout)
+                return Result(req, audio, wav, stem, path, "outputs", queue_wait_s, synthesis_s)
+            except (OSError, _GaveUpError) as exc:
+                log.warning("cannot write to %s (%s); spooling to %s", self.cfg.outputs.dir, exc, spool)
+                self._outputs["outputs"] = False
         try:
-            path = await bounded(write_result, self.cfg.outputs.dir, stem, wav, sidecar, timeout=timeout)
-            return Result(req, audio, wav, stem, path, "outputs", queue_wait_s, synthesis_s)
+            await bounded(ensure_spool, spool, timeout=timeout)
+            spooled = {**sidecar, "stored": "spool"}
+            path = await bounded(write_result, spool, stem, wav, spooled, timeout=timeout)
         except (OSError, _GaveUpError) as exc:
-            log.warning(
-                "cannot write to %s (%s); spooling to %s", self.cfg.outputs.dir, exc, self.cfg.outputs.spool_dir
-            )
-            self._outputs["outputs"] = False
-        try:
-            await bounded(ensure_spool, self.cfg.outputs.spool_dir, timeout=timeout)
-            path = await bounded(write_result, self.cfg.outputs.spool_dir, stem, wav, sidecar, timeout=timeout)
-        except (OSError, _GaveUpError) as exc:
-            log.error("cannot spool to %s either: %s", self.cfg.outputs.spool_dir, exc)
+            if self.cfg.outputs.delivery == "direct":
+                log.error("cannot spool to %s either: %s", spool, exc)
+                detail = "cannot write the result to the outputs or spool dir"
+            else:
+                log.error("cannot write to the spool %s: %s", spool, exc)
+                detail = "cannot write the result to the spool dir"
             self._outputs["spool"] = False
-            raise ServiceError(
-                503, "storage_unavailable", "cannot write the result to the outputs or spool dir"
-            ) from exc
+            raise ServiceError(503, "storage_unavailable", detail) from exc
         self.metrics.spooled.labels(self.engine.name).inc()
         return Result(req, audio, wav, stem, path, "spool", queue_wait_s, synthesis_s)
 

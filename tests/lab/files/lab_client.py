@@ -138,27 +138,6 @@ def probe(args):
     return {"ok": ok, "failures": failures, "max_gap_s": round(max_gap, 3), "slowest_s": round(slowest, 3)}
 
 
-def stream(args):
-    u = urlparse(args.url)
-    start = time.monotonic()
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=args.timeout)
-    lines, error = [], None
-    try:
-        conn.request("GET", u.path + ("?" + u.query if u.query else ""))
-        resp = conn.getresponse()
-        while True:
-            line = resp.fp.readline()
-            if not line:
-                break
-            lines.append(line.decode(errors="replace").strip())
-    except OSError as exc:
-        error = str(exc)
-    finally:
-        conn.close()
-    nodes = sorted({ln.split()[0] for ln in lines if ln})
-    return {"lines": len(lines), "nodes": nodes, "error": error, "seconds": round(time.monotonic() - start, 3)}
-
-
 def tts(args):
     return post_tts(args.url, args.text, args.seed, base64.b64encode(prompt_wav()).decode(), None, args.timeout)
 
@@ -220,9 +199,6 @@ def main():
     s.add_argument("--duration", type=float, default=30.0)
     s.add_argument("--interval", type=float, default=0.2)
     s.add_argument("--timeout", type=float, default=15.0)
-    s = sub.add_parser("stream")
-    s.add_argument("url")
-    s.add_argument("--timeout", type=float, default=20.0)
     s = sub.add_parser("tts")
     s.add_argument("url")
     s.add_argument("--text", default="Hello from the lab.")
@@ -236,7 +212,7 @@ def main():
     s.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--out", help="write the JSON here as well")
     args = p.parse_args()
-    result = {"spread": spread, "probe": probe, "stream": stream, "tts": tts, "load": load}[args.cmd](args)
+    result = {"spread": spread, "probe": probe, "tts": tts, "load": load}[args.cmd](args)
     text = json.dumps(result, sort_keys=True)
     if args.out:
         with open(args.out + ".tmp", "w") as fh:

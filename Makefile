@@ -74,15 +74,16 @@ lab-status:  ## what the lab runs
 	$(LABCTL) status || true
 
 cluster: deps  ## Molecule `cluster` scenario on the VM lab: create, converge, verify (lab self-test), destroy
-	$(BIN)/pytest -q tests/lab
+	$(BIN)/pytest -q --durations=0 tests/lab
 
 test: deps docker-up  ## everything CI runs
 	$(MAKE) lint
-	$(BIN)/pytest tests/unit tests/roles tests/node_server tests/build tests/molecule tests/lab
+	$(BIN)/pytest --durations=40 tests/unit tests/roles tests/node_server tests/build tests/molecule tests/lab
 
-demo: deps  ## bring up the lab and run playbooks/site.yml on it
+demo: deps  ## bring up the lab, run playbooks/site.yml on it, synthesize through the VIP with gradio_client
 	$(LABCTL) up
 	$(BIN)/ansible-playbook playbooks/site.yml
+	$(BIN)/ansible-playbook tests/lab/demo_synthesis.yml
 
 bench-failover: deps  ## eviction and director failover figures on the running, converged lab (make demo first)
 	$(PY) benchmarks/lvs_failover/bench.py --json

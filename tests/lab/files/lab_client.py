@@ -11,9 +11,9 @@
   tts URL --text T --timeout S             one POST /v1/tts (a long one with the
                                            espeak engine's "[slow]" test marker);
                                            status, node, output, seconds
-  load URL --sources A,B,.. --callers N --duration S
+  load URL --sources A,B,.. --callers N --duration S [--stop-file F]
                                            N concurrent callers POST /v1/tts until
-                                           S seconds pass, each from its own source
+                                           S seconds pass (or F exists), each from its own source
                                            address; every request's outcome, node
                                            and output file stem
 Every loop is bounded by its own arguments. Standard library only.
@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import statistics
 import struct
 import sys
 import threading
@@ -150,7 +151,7 @@ def load(args):
 
     def caller(i):
         n = 0
-        while time.monotonic() - start < args.duration:
+        while time.monotonic() - start < args.duration and not (args.stop_file and os.path.exists(args.stop_file)):
             n += 1
             r = post_tts(
                 args.url,
@@ -179,8 +180,10 @@ def load(args):
     return {
         "requests": len(results),
         "ok": len(results) - len(failures),
+        "failed": len(failures),
         "failures": failures,
         "per_node": per_node,
+        "median_s": statistics.median(r["seconds"] for r in results if not r["error"]) if per_node else None,
         "outputs": sorted(r["output"] for r in results if not r["error"]),
         "seconds": round(time.monotonic() - start, 3),
     }
@@ -210,6 +213,7 @@ def main():
     s.add_argument("--callers", type=int, default=4)
     s.add_argument("--duration", type=float, default=60.0)
     s.add_argument("--timeout", type=float, default=60.0)
+    s.add_argument("--stop-file", help="stop starting requests once this file exists")
     p.add_argument("--out", help="write the JSON here as well")
     args = p.parse_args()
     result = {"spread": spread, "probe": probe, "tts": tts, "load": load}[args.cmd](args)

@@ -6,13 +6,18 @@ qemu and debootstrap (`make deps` installs them); without them they fail.
 
 After create: prepare (lab self-test and the ipvs_* module tests on the bare
 lab), converge (playbooks/site.yml: NFS export and mounts, the node server
-with its espeak-ng CPU test engine, the realservers, the directors) and
-idempotence, verify (DR traffic through the keepalived pair; the shared
-outputs directory), then the drills, each proven with traffic from the
-client VM: a storage outage under load, (a) a stopped node, (b, c) a hung
-node and its return, (e) a broken keepalived value, (d) the master director
-killed, (f) the killed director, a killed node and the killed storage host
-boot again with everything in place, and last nfs_outputs state absent.
+with its espeak-ng CPU test engine, the realservers, the directors), then a
+second run from the collection's tarball installed into an infra repo
+(cosyvoice.cluster.site, changed=0), verify (DR traffic through the
+keepalived pair; the shared outputs directory), gradio_client from several
+sources, then the drills, each proven with traffic from the client VM: a
+storage outage under load, (a) a stopped node, (b, c) a hung node and its
+return, (e) a broken keepalived value, (d) the master director killed, (f)
+the killed director, a killed node and the killed storage host boot again
+with everything in place; then the rolling upgrade of a new release under
+load, its capacity refusal, check mode, nfs_outputs state absent, and the
+loads' report. (a), (b, c) and (d) run under gradio_client load
+(tests/lab/load.yml).
 """
 
 import json
@@ -42,6 +47,7 @@ UPGRADE_VERSION = f"{_MAJOR}.{_MINOR}.{int(_PATCH) + 1}"
 # The lab has 2 cores and one upgrading node keeps one busy: upgrade 2 nodes at a time
 # (the default, 1, was run by hand: see the README's rolling upgrade section).
 UPGRADE_ARGS = ("-e", "rolling_upgrade_batch=2")
+INFRA_ENV = dict(ENV, ANSIBLE_CONFIG=os.path.join(INFRA, "ansible.cfg"))
 SERVER_INIT = "roles/cosyvoice_node/files/cosyvoice_tts_server/__init__.py"
 
 pytestmark = pytest.mark.lab
@@ -150,8 +156,8 @@ def test_converge_then_a_second_run_from_a_galaxy_install_changes_nothing():
     # the second run is an operator's: the collection's tarball installed into
     # an infra repo, site.yml run by its FQCN
     shutil.rmtree(INFRA, ignore_errors=True)
-    env = galaxy_infra_repo()
-    rc, out = in_infra(env, "ansible-playbook", "cosyvoice.cluster.site", timeout=1800)
+    galaxy_infra_repo()
+    rc, out = in_infra("ansible-playbook", "cosyvoice.cluster.site", timeout=1800)
     assert rc == 0, out[-6000:]
     recap = [line for line in out.splitlines() if re.match(r"^(director|node|storage)\d+ +: ok=", line)]
     assert len(recap) == 6, out[-3000:]
@@ -169,7 +175,7 @@ def test_verify_dr_traffic_through_the_keepalived_pair():
 
 
 def test_gradio_client_through_the_vip_from_several_sources_spreads_and_keeps_sessions():
-    figures = under_load("spread", lambda: subprocess.run(["sleep", "20"], check=True), {"gradio": (6, 0)})["gradio"]
+    figures = under_load("spread", lambda: time.sleep(20), {"gradio": (6, 0)})["gradio"]
     assert figures["failed"] == 0 and figures["session_not_found"] == 0, figures
     assert sorted(figures["per_node"]) == ["node1", "node2", "node3"], figures
     # persistence: every source address stayed on one node
@@ -291,9 +297,7 @@ def galaxy_infra_repo(version=None):
         cfg = cfg.replace("collections_path = build/collections", "collections_path = ./collections")
         with open(os.path.join(INFRA, "ansible.cfg"), "w", encoding="utf-8") as fh:
             fh.write(cfg)
-    env = dict(ENV, ANSIBLE_CONFIG=os.path.join(INFRA, "ansible.cfg"))
     rc, out = in_infra(
-        env,
         "ansible-galaxy",
         "collection",
         "install",
@@ -305,13 +309,12 @@ def galaxy_infra_repo(version=None):
         timeout=300,
     )
     assert rc == 0, out
-    rc, out = in_infra(env, "ansible-galaxy", "collection", "list", "cosyvoice.cluster", "-p", "collections")
+    rc, out = in_infra("ansible-galaxy", "collection", "list", "cosyvoice.cluster", "-p", "collections")
     assert rc == 0 and re.search(r"cosyvoice\.cluster +" + re.escape(version or GALAXY_VERSION), out), out
-    return env
 
 
-def in_infra(env, *argv, timeout=2400):
-    res = subprocess.run(argv, cwd=INFRA, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+def in_infra(*argv, timeout=2400):
+    res = subprocess.run(argv, cwd=INFRA, env=INFRA_ENV, capture_output=True, text=True, timeout=timeout, check=False)
     return res.returncode, res.stdout + res.stderr
 
 
@@ -324,11 +327,11 @@ def server_version(node):
 def test_rolling_upgrade_from_a_galaxy_install_under_load_fails_no_request():
     for node in ("node1", "node2", "node3"):
         assert f'version="{UPGRADE_VERSION}"' not in server_version(node)
-    env = galaxy_infra_repo(UPGRADE_VERSION)
+    galaxy_infra_repo(UPGRADE_VERSION)
     upgrade_out = []
 
     def upgrade():
-        rc, out = in_infra(env, "ansible-playbook", "cosyvoice.cluster.rolling_upgrade", *UPGRADE_ARGS)
+        rc, out = in_infra("ansible-playbook", "cosyvoice.cluster.rolling_upgrade", *UPGRADE_ARGS)
         upgrade_out.append(out)
         assert rc == 0, out[-8000:]
 
@@ -349,7 +352,6 @@ def test_rolling_upgrade_from_a_galaxy_install_under_load_fails_no_request():
 
 
 def test_rolling_upgrade_refuses_to_start_with_fewer_than_2_healthy_nodes():
-    env = dict(ENV, ANSIBLE_CONFIG=os.path.join(INFRA, "ansible.cfg"))
     drain = "echo 'drained by the cluster test' > /var/lib/cosyvoice-tts/drain"
     try:
         for node in ("node1", "node2"):
@@ -360,7 +362,7 @@ def test_rolling_upgrade_refuses_to_start_with_fewer_than_2_healthy_nodes():
                 break
             time.sleep(1)
         assert len(rows) == 2, rows
-        rc, out = in_infra(env, "ansible-playbook", "cosyvoice.cluster.rolling_upgrade", timeout=900)
+        rc, out = in_infra("ansible-playbook", "cosyvoice.cluster.rolling_upgrade", timeout=900)
         assert rc != 0, out[-6000:]
         assert "1 healthy node(s) on director1 (weight > 0 in every VIP service), fewer than 2" in flat(out), out[
             -6000:
@@ -376,9 +378,8 @@ def test_rolling_upgrade_refuses_to_start_with_fewer_than_2_healthy_nodes():
 def test_check_mode_of_the_galaxy_installed_site_playbook_changes_nothing():
     # every role's check mode on the upgraded cluster; one node stands for the
     # three (their plays are the same, and TCG makes each node's ~80 tasks slow)
-    env = dict(ENV, ANSIBLE_CONFIG=os.path.join(INFRA, "ansible.cfg"))
     limit = "localhost:lvs_directors:cosyvoice_storage:node1"
-    rc, out = in_infra(env, "ansible-playbook", "cosyvoice.cluster.site", "--check", "--diff", "--limit", limit)
+    rc, out = in_infra("ansible-playbook", "cosyvoice.cluster.site", "--check", "--diff", "--limit", limit)
     assert rc == 0, out[-6000:]
     recap = [line for line in out.splitlines() if re.match(r"^(director|node|storage)\d+ +: ok=", line)]
     assert [line.split()[0] for line in recap] == ["director1", "director2", "node1", "storage1"], out[-3000:]

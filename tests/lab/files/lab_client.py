@@ -189,6 +189,16 @@ def load(args):
     }
 
 
+def emit(result, out=None):
+    """Print the result as JSON and, with out, also write it there (atomically)."""
+    text = json.dumps(result, sort_keys=True)
+    if out:
+        with open(out + ".tmp", "w") as fh:
+            fh.write(text + "\n")
+        os.replace(out + ".tmp", out)
+    print(text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -217,12 +227,7 @@ def main():
     p.add_argument("--out", help="write the JSON here as well")
     args = p.parse_args()
     result = {"spread": spread, "probe": probe, "tts": tts, "load": load}[args.cmd](args)
-    text = json.dumps(result, sort_keys=True)
-    if args.out:
-        with open(args.out + ".tmp", "w") as fh:
-            fh.write(text + "\n")
-        os.replace(args.out + ".tmp", args.out)
-    print(text)
+    emit(result, args.out)
     return 0
 
 

@@ -18,20 +18,20 @@ prompt upload, the queue join, the event stream and the result download, each
 a new connection through the VIP. A request fails when gradio_client raises
 or the audio it downloaded is not a WAV. "Session not found" (a queue join
 and its event stream answered by two different nodes) is counted apart.
-Every loop is bounded by its own arguments.
+Every loop is bounded by its own arguments. Installed next to lab_client.py,
+whose prompt clip and output it shares.
 """
 
 import argparse
 import inspect
-import json
-import math
 import multiprocessing
 import os
-import struct
 import sys
 import tempfile
 import time
 import wave
+
+import lab_client
 
 
 def bind_source(address):
@@ -52,15 +52,10 @@ def bind_source(address):
 
 
 def prompt_clip(directory):
-    """A 1.5 s quiet 220 Hz tone: the engines want 1..30 s of prompt audio."""
+    """lab_client's prompt clip (1.5 s of a quiet tone) as a file: gradio_client uploads files."""
     path = os.path.join(directory, "prompt.wav")
-    rate = 16000
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        frames = (int(3000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(int(1.5 * rate)))
-        w.writeframes(b"".join(struct.pack("<h", f) for f in frames))
+    with open(path, "wb") as fh:
+        fh.write(lab_client.prompt_wav())
     return path
 
 
@@ -202,12 +197,7 @@ def main():
     s.add_argument("--timeout", type=float, default=120.0)
     args = p.parse_args()
     result = {"once": once, "load": load}[args.cmd](args)
-    text = json.dumps(result, sort_keys=True)
-    if args.out:
-        with open(args.out + ".tmp", "w") as fh:
-            fh.write(text + "\n")
-        os.replace(args.out + ".tmp", args.out)
-    print(text)
+    lab_client.emit(result, args.out)
     return 0 if args.cmd == "load" or result["ok"] else 1
 
 

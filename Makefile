@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help deps stale-copy docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
-        lab-selftest cluster test demo changelog clean preflight bench-failover node-server
+        lab-selftest cluster test demo changelog clean preflight bench bench-report node-server
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -85,8 +85,13 @@ demo: deps  ## bring up the lab, run playbooks/site.yml on it, synthesize throug
 	$(BIN)/ansible-playbook playbooks/site.yml
 	$(BIN)/ansible-playbook tests/lab/demo_synthesis.yml
 
-bench-failover: deps  ## eviction and director failover figures on the running, converged lab (make demo first)
-	$(PY) benchmarks/lvs_failover/bench.py --json
+bench: deps  ## every benchmark in the lab (brought up and converged first): benchmarks/REPORT.md, plots, README table
+	$(LABCTL) up
+	$(BIN)/ansible-playbook playbooks/site.yml
+	$(PY) benchmarks/run.py
+
+bench-report: deps  ## render benchmarks/REPORT.md, its plots and the README's table from benchmarks/results/
+	$(PY) benchmarks/report.py
 
 changelog: deps  ## lint the changelog fragments
 	$(BIN)/antsibull-changelog lint

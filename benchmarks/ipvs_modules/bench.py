@@ -4,11 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: cosyvoice.cluster.ipvs_table versus one ansible.builtin.command task item per destination.
 
-Applies 1 service x N destinations (default 200) to a real director, both ways, first apply and no-op re-run,
+Applies 1 service x N destinations (--sizes, default 200) to a real director, both ways, first apply and no-op re-run,
 and prints the median wall time over several trials and the ratio. Not a test: it needs a host with IPVS (the
 lab's director) and changes only its own service, which it deletes before and after each run.
 
-    benchmarks/ipvs_modules/bench.py -i inventories/lab/hosts.yml --host director2 [--trials 5]
+    benchmarks/ipvs_modules/bench.py -i inventories/lab/hosts.yml --host director2 [--sizes 50,200,1000] [--trials 5]
 
 Every destination is an address on the lab network; no traffic is sent (a table entry is not a connection).
 Timings include ansible-playbook start-up, as a user sees them.
@@ -17,6 +17,7 @@ Timings include ansible-playbook start-up, as a user sees them.
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -29,8 +30,6 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 
 from playbooks import write_playbooks  # noqa: E402
-
-PHASES = ("table_first", "table_noop", "loop_first", "loop_noop")
 
 
 def find_tool(name):
@@ -50,7 +49,8 @@ def collection_env(workdir, collections_path):
     cfg = os.path.join(REPO, "ansible.cfg")
     if "ANSIBLE_CONFIG" not in env and os.path.exists(cfg):
         env["ANSIBLE_CONFIG"] = cfg
-    env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # no extra callbacks in the timed runs
+    # profile_tasks only: the module task's own time, next to the run's wall time
+    env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
     return env
 
 
@@ -82,7 +82,9 @@ def run_playbook(inventory, playbook, env, timeout):
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"{os.path.basename(playbook)} failed (rc={proc.returncode})")
-    return elapsed
+    # profile_tasks' summary line: "Apply the whole table in one ipvsadm -R ---- 1.23s"
+    task = re.search(r"^Apply the whole table in one ipvsadm -R -+ ([\d.]+)s", proc.stdout, re.M)
+    return elapsed, (float(task.group(1)) if task else None)
 
 
 def count_destinations(inventory, host, address, port, env):
@@ -96,57 +98,87 @@ def count_destinations(inventory, host, address, port, env):
     return sum(1 for line in out.splitlines() if line.startswith(f"-a -t {address}:{port} "))
 
 
+def bench_size(args, env, address, workdir, count, with_loop):
+    """Time one size: {phase: [seconds per trial]} (the loop's phases only when with_loop)."""
+    books = write_playbooks(
+        os.path.join(workdir, f"playbooks-{count}"), args.host, address, args.port, count, args.first_destination
+    )
+    approaches = ("table", "loop") if with_loop else ("table",)
+    times = {f"{a}_{p}": [] for a in approaches for p in ("first", "noop")}
+
+    times["table_noop_task"] = []
+
+    def run(name):
+        return run_playbook(args.inventory, books[name], env, args.timeout)
+
+    for trial in range(1, args.trials + 1):
+        for approach in approaches:
+            run("cleanup")
+            times[f"{approach}_first"].append(run(approach)[0])
+            found = count_destinations(args.inventory, args.host, address, args.port, env)
+            if found != count:
+                raise SystemExit(f"{approach}: {found} destinations in the table, expected {count}")
+            wall, task = run(approach)
+            times[f"{approach}_noop"].append(wall)
+            if approach == "table" and task is not None:
+                times["table_noop_task"].append(task)
+        run("cleanup")
+        print(
+            f"{count} destinations, trial {trial}/{args.trials}: "
+            + ", ".join(f"{p} {v[-1]:.1f}s" for p, v in times.items()),
+            flush=True,
+        )
+    return times
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", required=True)
     parser.add_argument("--host", required=True, help="the director to benchmark on")
     parser.add_argument("--address", help="service address (default: the host's cluster_ip)")
     parser.add_argument("--port", type=int, default=18090)
-    parser.add_argument("--destinations", type=int, default=200)
+    parser.add_argument("--sizes", default="200", help="destination counts, comma-separated (default 200)")
+    parser.add_argument(
+        "--loop-max",
+        type=int,
+        default=0,
+        help="time the command loop only up to this many destinations (default 0: every size)",
+    )
     parser.add_argument("--first-destination", default="192.168.50.50")
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per ansible-playbook run")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per ansible-playbook run")
     parser.add_argument("--collections-path", help="default: a temporary link to this checkout")
     parser.add_argument("--json", help="also write the raw timings to this file")
     args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
 
     workdir = tempfile.mkdtemp(prefix="ipvs-bench-")
+    results = {}
     try:
         env = collection_env(workdir, args.collections_path)
         address = args.address or host_address(args.inventory, args.host, env)
-        books = write_playbooks(
-            os.path.join(workdir, "playbooks"), args.host, address, args.port, args.destinations, args.first_destination
-        )
-        times = {phase: [] for phase in PHASES}
-
-        def run(name):
-            return run_playbook(args.inventory, books[name], env, args.timeout)
-
-        for trial in range(1, args.trials + 1):
-            for approach in ("table", "loop"):
-                run("cleanup")
-                times[f"{approach}_first"].append(run(approach))
-                found = count_destinations(args.inventory, args.host, address, args.port, env)
-                if found != args.destinations:
-                    raise SystemExit(f"{approach}: {found} destinations in the table, expected {args.destinations}")
-                times[f"{approach}_noop"].append(run(approach))
-            run("cleanup")
-            print(f"trial {trial}/{args.trials}: " + ", ".join(f"{p} {times[p][-1]:.1f}s" for p in PHASES), flush=True)
+        for count in sizes:
+            with_loop = args.loop_max == 0 or count <= args.loop_max
+            times = bench_size(args, env, address, workdir, count, with_loop)
+            results[count] = {"times": times, "median": {p: statistics.median(v) for p, v in times.items() if v}}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    med = {phase: statistics.median(values) for phase, values in times.items()}
-    print(f"\n1 service x {args.destinations} destinations on {args.host}, median of {args.trials} trial(s):")
-    print(f"{'':28}{'first apply':>14}{'no-op re-run':>14}")
-    print(f"{'ipvs_table (one ipvsadm -R)':28}{med['table_first']:>13.1f}s{med['table_noop']:>13.1f}s")
-    print(f"{'command loop (one per item)':28}{med['loop_first']:>13.1f}s{med['loop_noop']:>13.1f}s")
-    print(
-        f"{'ratio loop / table':28}{med['loop_first'] / med['table_first']:>13.1f}x"
-        f"{med['loop_noop'] / med['table_noop']:>13.1f}x"
-    )
+    print(f"\n1 service x N destinations on {args.host}, median of {args.trials} trial(s), seconds:")
+    print(f"{'N':>6}{'table first':>13}{'table no-op':>13}{'loop first':>12}{'loop no-op':>12}{'ratio first':>13}")
+    for count, res in results.items():
+        med = res["median"]
+        if "loop_first" in med:
+            ratio = med["loop_first"] / med["table_first"]
+            loop = f"{med['loop_first']:>12.1f}{med['loop_noop']:>12.1f}{ratio:>12.1f}x"
+        else:
+            loop = f"{'not run':>12}{'':>12}{'':>13}"
+        print(f"{count:>6}{med['table_first']:>13.1f}{med['table_noop']:>13.1f}{loop}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"host": args.host, "destinations": args.destinations, "times": times, "median": med}, handle)
+            json.dump(
+                {"bench": "ipvs_modules", "host": args.host, "trials": args.trials, "sizes": results}, handle, indent=1
+            )
     return 0
 
 

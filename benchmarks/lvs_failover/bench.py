@@ -59,10 +59,13 @@ ROWS = (
     ("dead_back", "dead node back after start"),
     ("hung_evict", "hung node out of rotation (weight 0)"),
     ("hung_back", "hung node back after SIGCONT"),
+    ("dead_not_evicted", "dead node NOT out within (s)"),
+    ("hung_not_evicted", "hung node NOT out within (s)"),
     ("vip_takeover", "VIP on the backup after the kill"),
     ("client_gap", "client: longest gap between answers"),
     ("client_recovery", "client: first answer after the kill"),
     ("client_failed_probes", "client: failed probes (a count)"),
+    ("held_survived_pct", "established connections surviving (%)"),
 )
 
 # What the brief of the lab's lvs_director role sets; used where a value is not found in keepalived.conf.
@@ -344,7 +347,7 @@ def watch(kind, target, period, lifetime):
 
 def remote_script(func, *args):
     """Python source that runs func(*args) on a VM: the function may use only the modules imported here."""
-    head = "import json\nimport os\nimport socket\nimport threading\nimport time\n\n\n"
+    head = "import json\nimport os\nimport re\nimport socket\nimport threading\nimport time\n\n\n"
     return head + inspect.getsource(func) + f"\n\n{func.__name__}(*{list(args)!r})\n"
 
 
@@ -528,6 +531,57 @@ def probe_loop(cfg):
         with lock:
             results.append([index, round(start - origin, 4), round(end - origin, 4), outcome, node])
 
+    held, held_threads = [], []
+
+    def hold(index, source):
+        """One established keep-alive connection: a request every held_interval s until the probe ends; the
+        first error (reset, timeout, bad answer) ends it. Row: [source index, requests ok, lost at or None,
+        error, [nodes]]."""
+        row = [index, 0, None, "", []]
+        try:
+            sock = socket.create_connection((vip, port), timeout=cfg["held_timeout"], source_address=(source, 0))
+        except OSError as exc:
+            row[2], row[3] = round(time.monotonic() - origin, 4), "connect: " + type(exc).__name__
+            with lock:
+                held.append(row)
+            return
+        ask = f"GET /livez HTTP/1.1\r\nHost: {vip}\r\n\r\n".encode()
+        try:
+            with sock:
+                sock.settimeout(cfg["held_timeout"])
+                while time.monotonic() - origin < cfg["duration"]:
+                    sock.sendall(ask)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            raise ConnectionResetError("closed by the peer")
+                        data += chunk
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+                    while len(body) < length:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            raise ConnectionResetError("closed by the peer")
+                        body += chunk
+                    if head.split(b" ", 2)[1:2] != [b"200"]:
+                        raise ValueError("http " + head.split(b" ", 2)[1].decode(errors="replace"))
+                    node = str(json.loads(body[:length].decode()).get("node", ""))
+                    if node not in row[4]:
+                        row[4].append(node)
+                    row[1] += 1
+                    time.sleep(cfg["held_interval"])
+        except (OSError, ValueError, AttributeError) as exc:
+            row[2], row[3] = round(time.monotonic() - origin, 4), type(exc).__name__ + ": " + str(exc)[:80]
+        with lock:
+            held.append(row)
+
+    for index, source in enumerate(cfg["sources"]):
+        for _ in range(cfg["held"]):
+            thread = threading.Thread(target=hold, args=(index, source), daemon=True)
+            thread.start()
+            held_threads.append(thread)
+    time.sleep(1.0)  # the held connections are established (and answered once) before "ready"
     print("ready", flush=True)
     threads, tick = [], 0
     while tick * cfg["interval"] <= cfg["duration"]:
@@ -540,11 +594,12 @@ def probe_loop(cfg):
             threads.append(thread)
         tick += 1
     deadline = time.monotonic() + 2 * limit + 5
-    for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0))
+    for thread in threads + held_threads:
+        thread.join(max(deadline + cfg["held_timeout"] - time.monotonic(), 0))
     with lock:
         done = sorted(results, key=lambda r: (r[1], r[0]))
-    result = {"sources": cfg["sources"], "end": round(time.monotonic() - origin, 4), "results": done}
+        kept = sorted(held)
+    result = {"sources": cfg["sources"], "end": round(time.monotonic() - origin, 4), "results": done, "held": kept}
     print("result " + json.dumps(result, separators=(",", ":")), flush=True)
 
 
@@ -804,14 +859,27 @@ class Bench:
                 raise BenchError(f"{node['name']} has weight {first!r} on {master['name']} before the trial")
             self.touched_node = True
             t_stop, _ = session.check(stop, timeout=timeout)
-            t_evicted, value = watcher.wait(evicted, t_stop + timeout)
+            try:
+                t_evicted, value = watcher.wait(evicted, t_stop + timeout)
+            except BenchError:  # e.g. TCP_CHECK and a hung node: the kernel still completes the handshake
+                t_evicted, value = None, "still in rotation"
             t_resume, _ = session.check(resume, timeout=timeout)
-            t_back, _ = watcher.wait(in_rotation, t_resume + timeout)
+            if t_evicted is None:
+                t_back = t_resume
+            else:
+                t_back, _ = watcher.wait(in_rotation, t_resume + timeout)
             self.touched_node = False
         finally:
             for stream in (watcher, session):
                 if stream:
                     stream.close()
+        if t_evicted is None:
+            self.record(f"{kind}_not_evicted", timeout)
+            self.details["node"].append(
+                {"kind": kind, "trial": trial, "master": master["name"], "node": node["name"], "evicted_as": None}
+            )
+            log(f"{kind} node trial {trial}: {node['name']} NOT out of rotation on {master['name']} within {timeout} s")
+            return
         evict, back = t_evicted - t_stop, t_back - t_resume
         self.record(f"{kind}_evict", evict)
         self.record(f"{kind}_back", back)
@@ -848,6 +916,9 @@ class Bench:
             "interval": args.probe_interval,
             "timeout": args.probe_timeout,
             "duration": args.probe_duration,
+            "held": args.held,
+            "held_interval": args.held_interval,
+            "held_timeout": args.held_timeout,
         }
         try:
             for d in others:
@@ -911,6 +982,11 @@ class Bench:
             self.record("vip_takeover", takeover)
         failed = sum(s["failed"] for s in per_source)
         self.record("client_failed_probes", failed)
+        # established connections: opened (and answered) before the kill, still answering at the end
+        held = [h for h in data.get("held", []) if h[1] > 0 and (h[2] is None or h[2] >= kill_at)]
+        survived = [h for h in held if h[2] is None]
+        if held:
+            self.record("held_survived_pct", 100.0 * len(survived) / len(held))
         self.backup_priority = backup_priority
         self.details["failover"].append(
             {
@@ -922,14 +998,20 @@ class Bench:
                 "kill_at_client_s": kill_at,
                 "vip_takeover_s": takeover,
                 "per_source": per_source,
+                "held": data.get("held", []),
+                "held_established": len(held),
+                "held_survived": len(survived),
             }
         )
         log(
             f"failover trial {trial}: killed {master['name']}; VIP on {new_master or '?'} after "
             f"{'?' if takeover is None else f'{takeover:.2f}'} s; client gap {worst['gap_s']:.2f} s"
             f"{'' if worst['recovered'] else ' (NOT recovered within the probe: a lower bound)'}; "
-            f"{failed} failed probes"
+            f"{failed} failed probes; {len(survived)} of {len(held)} established connections survived"
         )
+        for h in held:
+            if h[2] is not None:
+                log(f"  held connection from {self.sources[h[0]]} lost {h[2] - kill_at:+.2f} s after the kill: {h[3]}")
         for s in per_source:
             log(f"  from {s['source']}: gap {s['gap_s']:.2f} s, failed {s['failures']}, nodes {', '.join(s['nodes'])}")
         self.bring_back()
@@ -1001,7 +1083,7 @@ class Bench:
             med, low, high = statistics.median(values), min(values), max(values)
             summary[key] = {"median": med, "min": low, "max": high, "n": len(values), "values": values}
             exp_text = expected_text(expected.get(key))
-            digits = 0 if key == "client_failed_probes" else 2
+            digits = 0 if key in ("client_failed_probes", "held_survived_pct") else 2
             each = " ".join(f"{v:.{digits}f}" for v in values)
             print(
                 f"{label:40}{med:>9.{digits}f}{low:>8.{digits}f}{high:>8.{digits}f}{len(values):>7}  {exp_text:<12}  "
@@ -1091,6 +1173,11 @@ def main(argv=None):
     parser.add_argument("--probe-duration", type=float, default=40, help="seconds the client probes (default 40)")
     parser.add_argument("--probe-interval", type=float, default=0.05)
     parser.add_argument("--probe-timeout", type=float, default=0.5, help="connect + read, seconds (default 0.5)")
+    parser.add_argument(
+        "--held", type=int, default=4, help="established keep-alive connections per source address (default 4)"
+    )
+    parser.add_argument("--held-interval", type=float, default=0.5, help="seconds between their requests")
+    parser.add_argument("--held-timeout", type=float, default=15, help="per request on them, seconds (default 15)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of probing before the kill (default 5)")
     parser.add_argument("--settle", type=float, default=10, help="seconds the lab must stay settled (default 10)")
     parser.add_argument("--settle-timeout", type=float, default=300)

@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, cosyvoice.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Render benchmarks/results/*.json as benchmarks/REPORT.md, PNG plots in benchmarks/plots/, and the
+README's benchmark section (between its `bench:begin` and `bench:end` markers).
+
+    benchmarks/report.py [--results DIR] [--no-readme]
+
+A part without results says so; nothing here measures or asserts.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, ".."))
+PLOTS = os.path.join(HERE, "plots")
+README = os.path.join(REPO, "README.md")
+LOADS = os.path.join(HERE, "lab-loads.md")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+CONFIG_LABELS = {
+    "classic": "classic (TCP_CHECK 6 s x3, VRRPv2 1 s, no sync)",
+    "keepalived_defaults": "keepalived defaults (delay_loop 60)",
+    "ours": "ours (defaults)",
+    "ours_no_sync": "ours without sync daemon",
+    "fast": "ours, fast (timeout 1 s, VRRPv3 0.2 s)",
+}
+CONFIG_ORDER = ("classic", "keepalived_defaults", "ours_no_sync", "ours", "fast")
+GOALS = {
+    "dead": 3.0,
+    "hung": 5.0,
+    "gap": 1.0,
+    "survival": 100.0,
+    "vip_rps": 0.95,
+    "modules_ratio": 20.0,
+    "modules_noop": 1.0,
+}
+CONDITIONS = (
+    "Conditions: the VM lab (`tools/lab`): Debian 12 guests under QEMU **TCG software emulation** (no KVM), "
+    "7 VMs sharing a host with **2 cores**; the nodes run the espeak-ng CPU **test** engine, not CosyVoice. "
+    "Absolute times are those of emulated CPUs; the ratios, all measured within the same run, matter more."
+)
+
+
+def load(results, name):
+    path = os.path.join(results, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def fmt(value, digits=2, unit=""):
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def spread(summary, key, digits=2):
+    s = summary.get(key)
+    if not s:
+        return "-"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}..{s['max']:.{digits}f}, n={s['n']})"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def plt():
+    return pyplot
+
+
+def save(fig, name):
+    os.makedirs(PLOTS, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(os.path.join(PLOTS, name), dpi=90)
+    return f"plots/{name}"
+
+
+# ------------------------------------------------------------------------------------------------ eviction
+def eviction(results):
+    lines = ["## 1. Node eviction", ""]
+    lvs = {c: load(results, f"lvs_{c}") for c in CONFIG_ORDER}
+    rows = [
+        (c, d["summary"])
+        for c, d in lvs.items()
+        if d
+        and ("dead_evict" in d["summary"] or "dead_not_evicted" in d["summary"] or "hung_not_evicted" in d["summary"])
+    ]
+    if not rows:
+        return [*lines, "Not run in this report.", ""], {}
+    lines += [
+        "From `systemctl stop` (dead) or `SIGSTOP` (hung) on the node until the master's IPVS table shows its "
+        "weight 0, so no new connection reaches it (host clock at both ends, the table polled every 25 ms). "
+        "Median (min..max, trials).",
+        "",
+        "| config | dead node out | hung node out | hung node never out (trials) | hung node back |",
+        "|---|---|---|---|---|",
+    ]
+    for c, s in rows:
+        never = s.get("hung_not_evicted", {}).get("n", 0) + s.get("dead_not_evicted", {}).get("n", 0)
+        lines.append(
+            f"| {CONFIG_LABELS[c]} | {spread(s, 'dead_evict')} | {spread(s, 'hung_evict')} | "
+            f"{never or '-'} | {spread(s, 'hung_back')} |"
+        )
+    ours = dict(rows).get("ours", {})
+    summary = {}
+    if ours:
+        dead = ours.get("dead_evict", {}).get("median")
+        hung = ours.get("hung_evict", {}).get("median")
+        summary["dead"], summary["hung"] = dead, hung
+        lines += [
+            "",
+            f"Goals, our defaults: dead node ≤ {GOALS['dead']:.0f} s: {fmt(dead)} s, "
+            f"{verdict(dead is not None and dead <= GOALS['dead'])}; hung node ≤ {GOALS['hung']:.0f} s: "
+            f"{fmt(hung)} s, {verdict(hung is not None and hung <= GOALS['hung'])}.",
+        ]
+    fast = dict(rows).get("fast", {})
+    if fast and fast.get("hung_evict"):
+        summary["hung_fast"] = fast["hung_evict"]["median"]
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(8, 3.6))
+    width = 0.38
+    for offset, (kind, color) in enumerate((("dead", "#4c72b0"), ("hung", "#dd8452"))):
+        xs, ys, lo, hi = [], [], [], []
+        for i, (_, s) in enumerate(rows):
+            v = s.get(f"{kind}_evict")
+            if v:
+                xs.append(i + (offset - 0.5) * width)
+                ys.append(v["median"])
+                lo.append(v["median"] - v["min"])
+                hi.append(v["max"] - v["median"])
+            elif s.get(f"{kind}_not_evicted"):
+                limit = s[f"{kind}_not_evicted"]["median"]
+                ax.bar(i + (offset - 0.5) * width, limit, width, color="none", edgecolor=color, hatch="//")
+                ax.text(i + (offset - 0.5) * width, limit, "never", ha="center", va="bottom", fontsize=7)
+        ax.bar(xs, ys, width, yerr=[lo, hi], color=color, label=f"{kind} node", capsize=3)
+    ax.axhline(GOALS["dead"], color="#4c72b0", ls=":", lw=1)
+    ax.axhline(GOALS["hung"], color="#dd8452", ls=":", lw=1)
+    ax.set_xticks(range(len(rows)), [CONFIG_LABELS[c].split(" (")[0] for c, _ in rows], fontsize=8)
+    ax.set_ylabel("seconds until weight 0")
+    ax.set_yscale("log")
+    ax.set_title("Node eviction (median, min..max); dotted: goals")
+    ax.legend(fontsize=8)
+    lines += ["", f"![node eviction]({save(fig, 'eviction.png')})", ""]
+    return lines, summary
+
+
+# ------------------------------------------------------------------------------------------------ failover
+def failover(results):
+    lines = ["## 2. Director failover", ""]
+    lvs = {c: load(results, f"lvs_{c}") for c in CONFIG_ORDER}
+    rows = [(c, d) for c, d in lvs.items() if d and "vip_takeover" in d["summary"]]
+    if not rows:
+        return [*lines, "Not run in this report.", ""], {}
+    lines += [
+        "The master director's VM is killed (`labctl kill`: its qemu process dies, like a power loss). A probe on "
+        "the client VM opens a new connection to the VIP every 50 ms from each of 3 source addresses (0.5 s "
+        "timeout each); 4 keep-alive connections per source, established before the kill, send a request every "
+        "0.5 s (15 s timeout each) for 40 s. Gap: the longest time between two answers across the kill, on the "
+        "client's clock. Survived: established connections that answered every request to the end.",
+        "",
+        "| config | VIP on the backup (s) | client gap (s) | failed probes | established connections surviving (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for c, d in rows:
+        s = d["summary"]
+        lines.append(
+            f"| {CONFIG_LABELS[c]} | {spread(s, 'vip_takeover')} | {spread(s, 'client_gap')} | "
+            f"{spread(s, 'client_failed_probes', 0)} | {spread(s, 'held_survived_pct', 0)} |"
+        )
+    summary = {}
+    ours = dict(rows).get("ours")
+    if ours:
+        s = ours["summary"]
+        gap = s.get("client_gap", {}).get("median")
+        surv = s.get("held_survived_pct", {}).get("min")
+        summary["gap"], summary["survival"] = gap, surv
+        lines += [
+            "",
+            f"Goals, our defaults: gap ≤ {GOALS['gap']:.0f} s: {fmt(gap)} s, "
+            f"{verdict(gap is not None and gap <= GOALS['gap'])}; 100 % of established connections surviving "
+            f"(worst trial): "
+            + (f"{surv:.0f} %, {verdict(surv >= GOALS['survival'])}." if surv is not None else "not measured."),
+        ]
+    fast = dict(rows).get("fast")
+    if fast and fast["summary"].get("client_gap"):
+        summary["gap_fast"] = fast["summary"]["client_gap"]["median"]
+    pyplot = plt()
+    fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(9, 3.4))
+    names = [CONFIG_LABELS[c].split(" (")[0] for c, _ in rows]
+    med = [d["summary"]["client_gap"]["median"] for _, d in rows]
+    lo = [m - d["summary"]["client_gap"]["min"] for m, (_, d) in zip(med, rows, strict=True)]
+    hi = [d["summary"]["client_gap"]["max"] - m for m, (_, d) in zip(med, rows, strict=True)]
+    ax1.bar(range(len(rows)), med, yerr=[lo, hi], color="#4c72b0", capsize=3)
+    ax1.axhline(GOALS["gap"], color="k", ls=":", lw=1)
+    ax1.set_xticks(range(len(rows)), names, fontsize=7, rotation=15)
+    ax1.set_ylabel("client gap (s)")
+    ax1.set_title("Failover gap (dotted: goal)")
+    surv = [d["summary"].get("held_survived_pct", {}).get("median", 0) for _, d in rows]
+    ax2.bar(range(len(rows)), surv, color="#55a868")
+    ax2.set_ylim(0, 105)
+    ax2.set_xticks(range(len(rows)), names, fontsize=7, rotation=15)
+    ax2.set_ylabel("%")
+    ax2.set_title("Established connections surviving")
+    lines += ["", f"![director failover]({save(fig, 'failover.png')})", ""]
+    return lines, summary
+
+
+# ------------------------------------------------------------------------------------------------ data plane
+def data_plane(results):
+    lines = ["## 3. Data plane", ""]
+    d = load(results, "data_plane")
+    if not d:
+        return [*lines, "Not run in this report.", ""], {}
+    w = d["wrk"]
+    lines += [
+        f"`wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']}s --latency` on {d['client']}, "
+        f"`GET {d['path']}` of the node server on {d['backend']} (the node the VIP's persistence gives that "
+        f"client, so every path has the same backend); nginx-light on {d['proxy_director']} as an L7 reverse "
+        f"proxy with upstream keep-alive. {len(d['trials']['direct'])} trials, the three paths in rotated order "
+        "in each. Median of the trials.",
+        "",
+        "| path | requests/s | p50 (ms) | p99 (ms) |",
+        "|---|---|---|---|",
+    ]
+    labels = {"direct": "direct to the node", "vip": "LVS VIP (DR)", "nginx": "nginx L7 proxy"}
+    for name in ("direct", "vip", "nginx"):
+        m = d["median"][name]
+        lines.append(f"| {labels[name]} | {m['rps']:.1f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} |")
+    r = d["ratios"]
+    ok = r["vip_over_direct_rps"] >= GOALS["vip_rps"] and r["vip_over_nginx_rps"] > 1
+    lines += [
+        "",
+        f"Ratios: VIP / direct {r['vip_over_direct_rps']:.3f}, nginx / direct {r['nginx_over_direct_rps']:.3f}, "
+        f"VIP / nginx {r['vip_over_nginx_rps']:.2f} (requests/s); p99 VIP / direct {r['vip_over_direct_p99']:.2f}, "
+        f"nginx / direct {r['nginx_over_direct_p99']:.2f}.",
+        "",
+        f"Goal, VIP ≥ {GOALS['vip_rps']} x direct and above nginx: {verdict(ok)}.",
+    ]
+    pyplot = plt()
+    fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(8, 3.2))
+    names = ["direct", "vip", "nginx"]
+    for ax, key, title in ((ax1, "rps", "requests/s"), (ax2, "p99_ms", "p99 latency (ms)")):
+        vals = [d["median"][n][key] for n in names]
+        runs = [[t[key] for t in d["trials"][n]] for n in names]
+        lo = [v - min(rs) for v, rs in zip(vals, runs, strict=True)]
+        hi = [max(rs) - v for v, rs in zip(vals, runs, strict=True)]
+        ax.bar(names, vals, yerr=[lo, hi], color=["#8172b2", "#4c72b0", "#c44e52"], capsize=3)
+        ax.set_title(title)
+    lines += ["", f"![data plane]({save(fig, 'data_plane.png')})", ""]
+    return lines, {"vip_over_direct": r["vip_over_direct_rps"], "vip_over_nginx": r["vip_over_nginx_rps"]}
+
+
+# ------------------------------------------------------------------------------------------------ upgrade
+def upgrade(results):
+    lines = ["## 4. Rolling upgrade vs a naive restart", ""]
+    d = load(results, "upgrade")
+    if not d:
+        return [*lines, "Not run in this report.", ""], {}
+    lines += [
+        d.get("how", ""),
+        "",
+        "| run | total time (s) | requests | failed |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (("ours", "rolling_upgrade.yml"), ("naive", "naive: one node at a time, no drain")):
+        r = d["runs"].get(name)
+        if r:
+            lines.append(f"| {label} | {r['duration_s']:.0f} | {r['requests']} | {r['failed']} |")
+    ours = d["runs"].get("ours")
+    if ours:
+        lines += ["", f"Goal, 0 failed requests with rolling_upgrade.yml: {verdict(ours['failed'] == 0)}."]
+    return [*lines, ""], {"upgrade_failed": ours["failed"] if ours else None}
+
+
+# ------------------------------------------------------------------------------------------------ modules
+def modules(results):
+    lines = ["## 5. ipvs modules vs a per-rule command loop", ""]
+    d = load(results, "ipvs_modules")
+    if not d or "sizes" not in d:
+        return [*lines, "Not run in this report.", ""], {}
+    lines += [
+        f"On {d['host']}: 1 service x N destinations, `cosyvoice.cluster.ipvs_table` (one `ipvsadm -R` process) vs "
+        "the hand-written way (read `ipvsadm -S -n`, then one `ansible.builtin.command` item per missing "
+        "destination). Wall time of `ansible-playbook`, start-up included, as a user sees it; "
+        f"{d['trials']} trial(s) per size.",
+        "",
+        "| N | ipvs_table first | ipvs_table no-op | its task alone | command loop first | command loop no-op "
+        "| loop / table (first) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    sizes = sorted(d["sizes"], key=int)
+    ratios, noops, tasks = [], [], []
+    for n in sizes:
+        m = d["sizes"][n]["median"]
+        noops.append(m["table_noop"])
+        if "loop_first" in m:
+            ratio = m["loop_first"] / m["table_first"]
+            ratios.append(ratio)
+            loop = f"{m['loop_first']:.1f} s | {m['loop_noop']:.1f} s | {ratio:.0f}x"
+        else:
+            loop = "not run | not run | -"
+        task = fmt(m.get("table_noop_task"), 2, " s")
+        if m.get("table_noop_task") is not None:
+            tasks.append(m["table_noop_task"])
+        lines.append(f"| {n} | {m['table_first']:.1f} s | {m['table_noop']:.1f} s | {task} | {loop} |")
+    skipped = [n for n in sizes if "loop_first" not in d["sizes"][n]["median"]]
+    if skipped:
+        per_item = [
+            (d["sizes"][n]["median"]["loop_first"] - d["sizes"][n]["median"]["loop_noop"]) / int(n)
+            for n in sizes
+            if "loop_first" in d["sizes"][n]["median"]
+        ]
+        if per_item:
+            each = statistics.median(per_item)
+            est = ", ".join(f"{n}: about {int(n) * each:.0f} s" for n in skipped)
+            lines += [
+                "",
+                f"The command loop was not run at {', '.join(skipped)} (TCG: {each:.2f} s per item). At that cost "
+                f"per item it would take {est} (an estimate, not a measurement).",
+            ]
+    best = min(ratios) if ratios else None
+    lines += [
+        "",
+        f"Goals: ≥ {GOALS['modules_ratio']:.0f}x faster than the loop: worst measured ratio "
+        f"{fmt(best, 0, 'x')}, {verdict(best is not None and best >= GOALS['modules_ratio'])}; no-op re-run "
+        f"≤ {GOALS['modules_noop']:.0f} s: {max(noops):.1f} s at worst, "
+        f"{verdict(max(noops) <= GOALS['modules_noop'])} as the whole `ansible-playbook` run, its own "
+        "start-up included"
+        + (
+            f"; the module's task alone (profile_tasks) took {max(tasks):.2f} s at worst, "
+            f"{verdict(max(tasks) <= GOALS['modules_noop'])}."
+            if tasks
+            else "."
+        ),
+    ]
+    pyplot = plt()
+    fig, ax = pyplot.subplots(figsize=(6, 3.4))
+    xs = [int(n) for n in sizes]
+    ax.plot(xs, [d["sizes"][n]["median"]["table_first"] for n in sizes], "o-", label="ipvs_table, first")
+    ax.plot(xs, [d["sizes"][n]["median"]["table_noop"] for n in sizes], "o--", label="ipvs_table, no-op")
+    lx = [int(n) for n in sizes if "loop_first" in d["sizes"][n]["median"]]
+    ax.plot(lx, [d["sizes"][str(n)]["median"]["loop_first"] for n in lx], "s-", label="command loop, first")
+    ax.plot(lx, [d["sizes"][str(n)]["median"]["loop_noop"] for n in lx], "s--", label="command loop, no-op")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("destinations")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=7)
+    ax.set_title("IPVS table: module vs command loop")
+    lines += ["", f"![ipvs modules]({save(fig, 'ipvs_modules.png')})", ""]
+    return lines, {"modules_ratio": best, "modules_noop": max(noops)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=os.path.join(HERE, "results"))
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args(argv)
+    sections = [eviction, failover, data_plane, upgrade, modules]
+    body = []
+    for section in sections:
+        lines, _ = section(args.results)
+        body += lines
+    report = [
+        "# Benchmark report",
+        "",
+        "`make bench` writes this file. Figures, not test assertions.",
+        "",
+        CONDITIONS,
+        "",
+    ]
+    report += body
+    if os.path.exists(LOADS):
+        with open(LOADS, encoding="utf-8") as handle:
+            report += ["", handle.read().rstrip("\n"), ""]
+    with open(os.path.join(HERE, "REPORT.md"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(report).rstrip("\n") + "\n")
+    print("\n".join(report))
+    if not args.no_readme and os.path.exists(README):
+        with open(README, encoding="utf-8") as handle:
+            text = handle.read()
+        if BEGIN in text and END in text:
+            # the README shows the same tables; its image paths are relative to the repository root
+            block = "\n".join(body).replace("](plots/", "](benchmarks/plots/")
+            head, rest = text.split(BEGIN, 1)
+            _, tail = rest.split(END, 1)
+            with open(README, "w", encoding="utf-8") as handle:
+                handle.write(f"{head}{BEGIN}\n{CONDITIONS}\n\n{block.rstrip()}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -162,8 +162,14 @@ def failover(results):
     rows = [(c, d) for c, d in lvs.items() if d and "vip_takeover" in d["summary"]]
     if not rows:
         return [*lines, "Not run in this report.", ""], {}
+    how = {
+        "kill": "killed (`labctl kill`: its qemu process dies, like a power loss; it boots again after the trial)",
+        "freeze": "frozen (its qemu process SIGSTOPped: a hung host, silent on the network; resumed after the trial, "
+        "when it takes the VIP back)",
+    }
+    modes = sorted({d.get("failure", "kill") for _, d in rows})
     lines += [
-        "The master director's VM is killed (`labctl kill`: its qemu process dies, like a power loss). A probe on "
+        "The master director's VM is " + " or ".join(how[m] for m in modes) + ". A probe on "
         "the client VM opens a new connection to the VIP every 50 ms from each of 3 source addresses (0.5 s "
         "timeout each); 4 keep-alive connections per source, established before the kill, send a request every "
         "0.5 s (15 s timeout each) for 40 s. Gap: the longest time between two answers across the kill, on the "

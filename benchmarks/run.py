@@ -65,7 +65,13 @@ def main(argv=None):
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts (default {','.join(PARTS)})")
     parser.add_argument("--configs", default=",".join(c for c, _, _ in CONFIGS), help="director configs to compare")
     parser.add_argument("--trials", type=int, default=3, help="dead and hung node trials per config (default 3)")
-    parser.add_argument("--failover-trials", type=int, default=2, help="director kills per config (default 2)")
+    parser.add_argument("--failover-trials", type=int, default=3, help="master losses per config (default 3)")
+    parser.add_argument(
+        "--failure",
+        choices=("freeze", "kill"),
+        default="freeze",
+        help="how the master is lost (default freeze: SIGSTOP of its VM; kill boots it again, minutes per trial)",
+    )
     parser.add_argument("--module-sizes", default="50,200,1000")
     parser.add_argument(
         "--loop-max", type=int, default=200, help="the command loop only up to this size (default 200; 0 = all)"
@@ -98,9 +104,10 @@ def main(argv=None):
             if not (nodes or failover):
                 continue
             cmd = [py, "benchmarks/lvs_failover/bench.py", "--json", os.path.join(RESULTS, f"lvs_{name}.json")]
-            cmd += ["--trials", str(args.trials), "--failover-trials", str(args.failover_trials)]
-            # keepalived's default delay_loop is 60 s: give each change two of them
-            cmd += ["--timeout", "150" if name == "keepalived_defaults" else "60"]
+            cmd += ["--failover-trials", str(args.failover_trials), "--failure", args.failure]
+            # keepalived's default delay_loop is 60 s: give each change two of them, and run 2 trials, not 3
+            slow = name == "keepalived_defaults"
+            cmd += ["--trials", str(min(args.trials, 2) if slow else args.trials), "--timeout", "150" if slow else "60"]
             if not nodes:
                 cmd.append("--skip-nodes")
             if not failover:

@@ -674,6 +674,7 @@ class Bench:
         self.touched_node = False
         self.added_sources = []
         self.killed = None
+        self.frozen_pid = None
         self.master_name, self.backup_priority, self.client_dev = None, None, "eth1"
         self.params, self.priorities, self.latency = dict(DEFAULT_PARAMS), {}, {}
 
@@ -936,23 +937,29 @@ class Bench:
             time.sleep(args.warmup)
             t_start = time.monotonic()
             self.killed = master
-            killer = subprocess.Popen(
-                [lab_python(), LABCTL, "-t", self.lab.topology, "kill", master["name"]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            # labctl starts Python and reads the topology first: the kill is when the qemu process dies
-            while not pid_dead(pid) and time.monotonic() < t_start + 30:
-                time.sleep(0.002)
-            t_kill = time.monotonic()
-            try:
-                killer.wait(60)
-            except subprocess.TimeoutExpired:
-                killer.kill()
-                raise BenchError(f"labctl kill {master['name']}: not done after 60 s") from None
-            if not pid_dead(pid):
-                raise BenchError(f"labctl kill {master['name']}: qemu pid {pid} still alive")
+            if args.failure == "freeze":
+                # the whole VM stops at once (its qemu process SIGSTOPped): a hung host, gone from the network
+                self.frozen_pid = pid
+                os.kill(pid, signal.SIGSTOP)
+                t_kill = time.monotonic()
+            else:
+                killer = subprocess.Popen(
+                    [lab_python(), LABCTL, "-t", self.lab.topology, "kill", master["name"]],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                # labctl starts Python and reads the topology first: the kill is when the qemu process dies
+                while not pid_dead(pid) and time.monotonic() < t_start + 30:
+                    time.sleep(0.002)
+                t_kill = time.monotonic()
+                try:
+                    killer.wait(60)
+                except subprocess.TimeoutExpired:
+                    killer.kill()
+                    raise BenchError(f"labctl kill {master['name']}: not done after 60 s") from None
+                if not pid_dead(pid):
+                    raise BenchError(f"labctl kill {master['name']}: qemu pid {pid} still alive")
             takeover, new_master = None, None
             for name, watcher in watchers.items():
                 try:
@@ -1019,9 +1026,14 @@ class Bench:
     def bring_back(self):
         if not self.killed:
             return
-        log(f"booting {self.killed['name']} again (labctl up) and waiting for the VIP to settle ...")
         start = time.monotonic()
-        self.lab.labctl("up", timeout=self.args.boot_timeout)
+        if self.frozen_pid:
+            log(f"resuming {self.killed['name']} (SIGCONT) and waiting for the VIP to settle ...")
+            os.kill(self.frozen_pid, signal.SIGCONT)
+            self.frozen_pid = None
+        else:
+            log(f"booting {self.killed['name']} again (labctl up) and waiting for the VIP to settle ...")
+            self.lab.labctl("up", timeout=self.args.boot_timeout)
         self.killed = None
         master = self.wait_settled(timeout=self.args.settle_timeout, stable=self.args.settle)
         log(f"  settled after {time.monotonic() - start:.0f} s; master {master['name']}")
@@ -1136,6 +1148,7 @@ class Bench:
                     "vip": f"{self.vip}:{self.port}",
                     "node": self.node["name"],
                     "sources": self.sources,
+                    "failure": self.args.failure,
                     "params": self.params,
                     "priorities": self.priorities,
                     "latency_s": self.latency,
@@ -1157,6 +1170,12 @@ def main(argv=None):
     parser.add_argument("--failover-trials", type=int, default=1, help="director kills (default 1; each reboots)")
     parser.add_argument("--skip-nodes", action="store_true", help="no dead/hung node trials")
     parser.add_argument("--skip-failover", action="store_true", help="no director kill")
+    parser.add_argument(
+        "--failure",
+        choices=("kill", "freeze"),
+        default="kill",
+        help="how the master is lost: kill its qemu (then boot it again), or freeze it (SIGSTOP, then SIGCONT)",
+    )
     parser.add_argument("--check", action="store_true", help="read-only: state, settings, latencies; change nothing")
     parser.add_argument("--node", help="the node to stop and hang (default: the first cosyvoice_nodes host)")
     parser.add_argument("--client", help="the client VM (default: the first lab_clients host)")

@@ -36,6 +36,7 @@ SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("COSYVOICE_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 DISK_SIZE = "3G"
 FORMAT = "1"  # bump to invalidate every cached artefact
+ROOTFS_REV = "2"  # bump when ensure_rootfs() builds the root filesystem differently
 DOCKER_REPO = "cosyvoice-lab/debian12-systemd"
 REPO = os.path.dirname(os.path.dirname(HERE))
 # Requirement files whose wheels the lab needs: the node server's (espeak engine) and the client's.
@@ -71,7 +72,12 @@ def _file(name):
 
 def rootfs_key():
     return _digest(
-        FORMAT, SUITE, DEBIAN_MIRROR, ",".join(_read_list("packages.txt")), ",".join(_read_list("mirror-packages.txt"))
+        FORMAT,
+        ROOTFS_REV,
+        SUITE,
+        DEBIAN_MIRROR,
+        ",".join(_read_list("packages.txt")),
+        ",".join(_read_list("mirror-packages.txt")),
     )
 
 
@@ -155,6 +161,9 @@ def ensure_rootfs():
             fh.write(release)
         shutil.rmtree(os.path.join(root, "var/lib/apt/lists"), ignore_errors=True)
         os.makedirs(os.path.join(root, "var/lib/apt/lists/partial"))
+        # Empty lists must look old: Ansible's apt module (update_cache with cache_valid_time) takes the
+        # lists directory's mtime for the last update, and would not update a freshly built image.
+        os.utime(os.path.join(root, "var/lib/apt/lists"), (0, 0))
         _umount_below(root)
         os.makedirs(os.path.dirname(p["rootfs_tar"]), exist_ok=True)
         tmp_tar = p["rootfs_tar"] + f".{os.getpid()}"

@@ -113,8 +113,8 @@ def main(argv=None):
 
     started = time.time()
     log(f"client {client['name']}: wrk; {proxy['name']}: nginx-light (from the lab mirror)")
-    lab.ssh(client, f"command -v wrk >/dev/null || {APT} wrk", timeout=900)
-    lab.ssh(proxy, f"command -v nginx >/dev/null || {APT} nginx-light", timeout=900)
+    lab.ssh(client, f"command -v wrk >/dev/null || {{ apt-get -q update && {APT} wrk; }}", timeout=900)
+    lab.ssh(proxy, f"command -v nginx >/dev/null || {{ apt-get -q update && {APT} nginx-light; }}", timeout=900)
     # The node the VIP's persistence gives this client: the same backend for all three paths.
     _, out = lab.ssh(client, f"curl -fsS --max-time 10 http://{vip}:{args.port}{args.path}")
     node_name = json.loads(out)["node"]

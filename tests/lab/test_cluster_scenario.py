@@ -15,7 +15,7 @@ storage outage under load, (a) a stopped node, (b, c) a hung node and its
 return, (e) a broken keepalived value, (d) the master director killed, (f)
 the killed director, a killed node and the killed storage host boot again
 with everything in place; then the rolling upgrade of a new release on
-node1 and node2 (--limit) under load, its capacity refusal, check mode of
+node1 (--limit) under load, its capacity refusal, check mode of
 the directors and storage, nfs_outputs state absent, and the
 loads' report. (a), (b, c) and (d) run under gradio_client load
 (tests/lab/load.yml).
@@ -45,12 +45,13 @@ with open(os.path.join(REPO, "galaxy.yml"), encoding="utf-8") as _fh:
 # the next patch release
 _MAJOR, _MINOR, _PATCH = GALAXY_VERSION.split(".")
 UPGRADE_VERSION = f"{_MAJOR}.{_MINOR}.{int(_PATCH) + 1}"
-# The lab has 2 cores and one upgrading node keeps one busy: upgrade node1 and node2
-# together, limited as an operator would (--limit keeps localhost and the directors),
-# while node3 serves alone; the default batch of 1 on all nodes was run by hand (see
-# the README's rolling upgrade section and benchmarks/REPORT.md).
-UPGRADED = ("node1", "node2")
-UPGRADE_ARGS = ("-e", "rolling_upgrade_batch=2", "--limit", "localhost:lvs_directors:" + ":".join(UPGRADED))
+# The lab has 2 cores and the role's run on an upgrading node takes minutes under TCG
+# (two nodes together took 18 min): upgrade node1 alone, limited as an operator would
+# (--limit keeps localhost and the directors), while node2 and node3 serve. All three
+# nodes, one and two at a time, were upgraded by hand (see the README's rolling
+# upgrade section and benchmarks/REPORT.md).
+UPGRADED = ("node1",)
+UPGRADE_ARGS = ("--limit", "localhost:lvs_directors:" + ":".join(UPGRADED))
 INFRA_ENV = dict(ENV, ANSIBLE_CONFIG=os.path.join(INFRA, "ansible.cfg"))
 SERVER_INIT = "roles/cosyvoice_node/files/cosyvoice_tts_server/__init__.py"
 
@@ -345,17 +346,18 @@ def test_rolling_upgrade_from_a_galaxy_install_under_load_fails_no_request():
     # two of them breaks that call, at most once per caller and drained node.
     figures = under_load("rolling-upgrade", upgrade, {"api": (3, 0), "gradio": (1, 3)})
     out = flat(upgrade_out[0])
-    assert "rolling_upgrade: every targeted node upgraded: node1, node2" in out, out[-6000:]
+    assert "rolling_upgrade: every targeted node upgraded: " + ", ".join(UPGRADED) in out, out[-6000:]
     for node in UPGRADED:
         assert f"{node}: upgraded (server {GALAXY_VERSION} -> {UPGRADE_VERSION}, restarted)" in out, out[-6000:]
-    assert "node3: upgraded" not in out, out[-6000:]
+    assert "node2: upgraded" not in out and "node3: upgraded" not in out, out[-6000:]
     assert figures["api"]["failed"] == 0, figures["api"]
     assert sorted(figures["api"]["per_node"]) == ["node1", "node2", "node3"], figures["api"]
     assert figures["gradio"]["session_not_found"] == 0, figures["gradio"]
     for node in UPGRADED:
         assert f'version="{UPGRADE_VERSION}"' in server_version(node)
     # outside the --limit: untouched
-    assert f'version="{GALAXY_VERSION}"' in server_version("node3")
+    for node in ("node2", "node3"):
+        assert f'version="{GALAXY_VERSION}"' in server_version(node)
 
 
 def test_rolling_upgrade_refuses_to_start_with_fewer_than_2_healthy_nodes():

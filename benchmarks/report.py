@@ -112,6 +112,13 @@ def eviction(results):
             f"| {CONFIG_LABELS[c]} | {spread(s, 'dead_evict')} | {spread(s, 'hung_evict')} | "
             f"{never or '-'} | {spread(s, 'hung_back')} |"
         )
+    if any(v < 0 for _, s_ in rows for v in s_.get("dead_evict", {}).get("values", [])):
+        lines += [
+            "",
+            "A negative dead-node time is not an error: the clock starts when `systemctl stop` returns, and the node "
+            "server fails /readyz as soon as SIGTERM starts its graceful drain, so a fast check takes it out of "
+            "rotation while the stop is still waiting for in-flight work.",
+        ]
     ours = dict(rows).get("ours", {})
     summary = {}
     if ours:
@@ -123,6 +130,16 @@ def eviction(results):
             f"Goals, our defaults: dead node ≤ {GOALS['dead']:.0f} s: {fmt(dead)} s, "
             f"{verdict(dead is not None and dead <= GOALS['dead'])}; hung node ≤ {GOALS['hung']:.0f} s: "
             f"{fmt(hung)} s, {verdict(hung is not None and hung <= GOALS['hung'])}.",
+        ]
+    if ours and ours.get("hung_evict", {}).get("median", 0) > GOALS["hung"]:
+        lines += [
+            "",
+            "Why the hung-node goal is missed by our defaults: a hung process still completes the TCP handshake, so "
+            "only the HTTP_GET timeout sees it. With delay_loop 1, connect_timeout 2, retry 1 and "
+            "delay_before_retry 1, the node is out after the next check plus two timed-out attempts and the pause "
+            "between them: at most 1 + 2 + 1 + 2 = 6 s. The fast profile (connect_timeout 1) halves the timeouts; "
+            "its cost is that a node whose /readyz answers slower than 1 s twice in a row is taken out, which "
+            "under TCG emulation and load happens, so the defaults keep 2 s.",
         ]
     fast = dict(rows).get("fast", {})
     if fast and fast.get("hung_evict"):
@@ -198,6 +215,26 @@ def failover(results):
             f"(worst trial): "
             + (f"{surv:.0f} %, {verdict(surv >= GOALS['survival'])}." if surv is not None else "not measured."),
         ]
+        lines += [
+            "",
+            "Caveat on the configurations without the sync daemon: their new master has no connection entries, and "
+            "with `sloppy_tcp` it schedules each established connection's next packet afresh (wlc, a new persistence "
+            "template). The connection survives only if that choice is the node it was on. In this idle lab both "
+            "directors start from the same empty counts and see the sources in the same order, so wlc can repeat "
+            "the old master's choices and connections survive by coincidence; with real traffic the choices differ "
+            "(about 1 in 3 per source with 3 nodes). The sync daemon is what makes survival certain: the backup "
+            "holds the master's entries before it takes over.",
+        ]
+        if gap is not None and gap > GOALS["gap"]:
+            lines += [
+                "",
+                "Why the gap goal is missed by our defaults: VRRPv2 adverts come in whole seconds, so the backup "
+                "declares the master down after 3 x 1 s plus its skew ((256 - priority) / 256 s, 0.45 s for 140), "
+                "whatever the rest of the stack does. VRRPv3 with 0.2 s adverts (the fast profile) brings that to "
+                "about 0.7 s. The defaults stay on VRRPv2 at 1 s because a master that is starved of CPU for 0.7 s "
+                "(a loaded or emulated host) would lose the VIP; set `lvs_director_vrrp_version: 3` and "
+                "`lvs_director_advert_int: 0.2` where the directors have CPU to spare.",
+            ]
     fast = dict(rows).get("fast")
     if fast and fast["summary"].get("client_gap"):
         summary["gap_fast"] = fast["summary"]["client_gap"]["median"]
@@ -252,6 +289,10 @@ def data_plane(results):
         f"nginx / direct {r['nginx_over_direct_p99']:.2f}.",
         "",
         f"Goal, VIP ≥ {GOALS['vip_rps']} x direct and above nginx: {verdict(ok)}.",
+        "",
+        "The backend, a Python server on an emulated CPU, limits every path: LVS-DR adds one kernel forwarding "
+        "step for the inbound packets only (the answers go from the node straight to the client), while nginx "
+        "terminates the connection and opens its own to the node, so its cost shows most in the tail latency.",
     ]
     pyplot = plt()
     fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(8, 3.2))

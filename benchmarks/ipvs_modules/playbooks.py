@@ -21,8 +21,14 @@ import yaml
 
 
 def destinations(first, count):
-    start = ipaddress.ip_address(first)
-    return [str(start + i) for i in range(count)]
+    """count addresses from first on, skipping those ending in .0 or .255 (the kernel refuses the lab
+    subnet's broadcast address as a real server)."""
+    out, addr = [], ipaddress.ip_address(first)
+    while len(out) < count:
+        if str(addr).rsplit(".", 1)[-1] not in ("0", "255"):
+            out.append(str(addr))
+        addr += 1
+    return out
 
 
 def _play(host, name, tasks):

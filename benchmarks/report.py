@@ -75,10 +75,6 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
-def plt():
-    return pyplot
-
-
 def save(fig, name):
     os.makedirs(PLOTS, exist_ok=True)
     fig.tight_layout()
@@ -97,7 +93,7 @@ def eviction(results):
         and ("dead_evict" in d["summary"] or "dead_not_evicted" in d["summary"] or "hung_not_evicted" in d["summary"])
     ]
     if not rows:
-        return [*lines, "Not run in this report.", ""], {}
+        return [*lines, "Not run in this report.", ""]
     lines += [
         "From `systemctl stop` (dead) or `SIGSTOP` (hung) on the node until the master's IPVS table shows its "
         "weight 0, so no new connection reaches it (host clock at both ends, the table polled every 25 ms). "
@@ -120,31 +116,28 @@ def eviction(results):
             "rotation while the stop is still waiting for in-flight work.",
         ]
     ours = dict(rows).get("ours", {})
-    summary = {}
     if ours:
         dead = ours.get("dead_evict", {}).get("median")
         hung = ours.get("hung_evict", {}).get("median")
-        summary["dead"], summary["hung"] = dead, hung
         lines += [
             "",
             f"Goals, our defaults: dead node ≤ {GOALS['dead']:.0f} s: {fmt(dead)} s, "
             f"{verdict(dead is not None and dead <= GOALS['dead'])}; hung node ≤ {GOALS['hung']:.0f} s: "
             f"{fmt(hung)} s, {verdict(hung is not None and hung <= GOALS['hung'])}.",
         ]
-    if ours and ours.get("hung_evict", {}).get("median", 0) > GOALS["hung"]:
-        lines += [
-            "",
-            "Why the hung-node goal is missed by our defaults: a hung process still completes the TCP handshake, so "
-            "only the HTTP_GET timeout sees it. With delay_loop 1, connect_timeout 2, retry 1 and "
-            "delay_before_retry 1, the node is out after the next check plus two timed-out attempts and the pause "
-            "between them: at most 1 + 2 + 1 + 2 = 6 s. The fast profile (connect_timeout 1) halves the timeouts; "
-            "its cost is that a node whose /readyz answers slower than 1 s twice in a row is taken out, which "
-            "under TCG emulation and load happens, so the defaults keep 2 s.",
-        ]
-    fast = dict(rows).get("fast", {})
-    if fast and fast.get("hung_evict"):
-        summary["hung_fast"] = fast["hung_evict"]["median"]
-    pyplot = plt()
+        if hung is not None and hung > GOALS["hung"]:
+            p = lvs["ours"]["params"]
+            dl, ct, retry, dbr = (p[k] for k in ("delay_loop", "connect_timeout", "retry", "delay_before_retry"))
+            lines += [
+                "",
+                "Why the hung-node goal is missed by our defaults: a hung process still completes the TCP handshake, "
+                f"so only the HTTP_GET timeout sees it. With delay_loop {dl:g}, connect_timeout {ct:g}, retry "
+                f"{retry:g} and delay_before_retry {dbr:g}, the node is out after the next check plus {retry + 1:g} "
+                f"timed-out attempts and the pauses between them: at most {dl + ct + retry * (dbr + ct):g} s. The "
+                "fast profile (connect_timeout 1) halves the timeouts; its cost is that a node whose /readyz answers "
+                "slower than 1 s twice in a row is taken out, which under TCG emulation and load happens, so the "
+                f"defaults keep {ct:g} s.",
+            ]
     fig, ax = pyplot.subplots(figsize=(8, 3.6))
     width = 0.38
     for offset, (kind, color) in enumerate((("dead", "#4c72b0"), ("hung", "#dd8452"))):
@@ -169,7 +162,7 @@ def eviction(results):
     ax.set_title("Node eviction (median, min..max); dotted: goals")
     ax.legend(fontsize=8)
     lines += ["", f"![node eviction]({save(fig, 'eviction.png')})", ""]
-    return lines, summary
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ failover
@@ -178,7 +171,7 @@ def failover(results):
     lvs = {c: load(results, f"lvs_{c}") for c in CONFIG_ORDER}
     rows = [(c, d) for c, d in lvs.items() if d and "vip_takeover" in d["summary"]]
     if not rows:
-        return [*lines, "Not run in this report.", ""], {}
+        return [*lines, "Not run in this report.", ""]
     how = {
         "kill": "killed (`labctl kill`: its qemu process dies, like a power loss; it boots again after the trial)",
         "freeze": "frozen (its qemu process SIGSTOPped: a hung host, silent on the network; resumed after the trial, "
@@ -201,13 +194,11 @@ def failover(results):
             f"| {CONFIG_LABELS[c]} | {spread(s, 'vip_takeover')} | {spread(s, 'client_gap')} | "
             f"{spread(s, 'client_failed_probes', 0)} | {spread(s, 'held_survived_pct', 0)} |"
         )
-    summary = {}
     ours = dict(rows).get("ours")
     if ours:
         s = ours["summary"]
         gap = s.get("client_gap", {}).get("median")
         surv = s.get("held_survived_pct", {}).get("min")
-        summary["gap"], summary["survival"] = gap, surv
         lines += [
             "",
             f"Goals, our defaults: gap ≤ {GOALS['gap']:.0f} s: {fmt(gap)} s, "
@@ -226,19 +217,19 @@ def failover(results):
             "holds the master's entries before it takes over.",
         ]
         if gap is not None and gap > GOALS["gap"]:
+            adv, version = ours["params"]["advert_int"], ours["params"]["vrrp_version"]
+            backup = min(ours["priorities"].values())
+            down = 3 * adv + (256 - backup) * adv / 256
             lines += [
                 "",
-                "Why the gap goal is missed by our defaults: VRRPv2 adverts come in whole seconds, so the backup "
-                "declares the master down after 3 x 1 s plus its skew ((256 - priority) / 256 s, 0.45 s for 140), "
-                "whatever the rest of the stack does. VRRPv3 with 0.2 s adverts (the fast profile) brings that to "
-                "about 0.7 s. The defaults stay on VRRPv2 at 1 s because a master that is starved of CPU for 0.7 s "
-                "(a loaded or emulated host) would lose the VIP; set `lvs_director_vrrp_version: 3` and "
+                f"Why the gap goal is missed by our defaults: with VRRPv{version} adverts every {adv:g} s the backup "
+                f"(priority {backup}) declares the master down after 3 x {adv:g} s plus its skew "
+                f"((256 - {backup}) x {adv:g} / 256 s): {down:.2f} s, whatever the rest of the stack does (VRRPv2 "
+                "takes whole seconds only). VRRPv3 with 0.2 s adverts (the fast profile) brings that to about 0.7 s. "
+                "The defaults stay slower because a master that is starved of CPU for that long (a loaded or "
+                "emulated host) would lose the VIP; set `lvs_director_vrrp_version: 3` and "
                 "`lvs_director_advert_int: 0.2` where the directors have CPU to spare.",
             ]
-    fast = dict(rows).get("fast")
-    if fast and fast["summary"].get("client_gap"):
-        summary["gap_fast"] = fast["summary"]["client_gap"]["median"]
-    pyplot = plt()
     fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(9, 3.4))
     names = [CONFIG_LABELS[c].split(" (")[0] for c, _ in rows]
     med = [d["summary"]["client_gap"]["median"] for _, d in rows]
@@ -256,7 +247,7 @@ def failover(results):
     ax2.set_ylabel("%")
     ax2.set_title("Established connections surviving")
     lines += ["", f"![director failover]({save(fig, 'failover.png')})", ""]
-    return lines, summary
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ data plane
@@ -264,7 +255,7 @@ def data_plane(results):
     lines = ["## 3. Data plane", ""]
     d = load(results, "data_plane")
     if not d:
-        return [*lines, "Not run in this report.", ""], {}
+        return [*lines, "Not run in this report.", ""]
     w = d["wrk"]
     lines += [
         f"`wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']}s --latency` on {d['client']}, "
@@ -294,7 +285,6 @@ def data_plane(results):
         "step for the inbound packets only (the answers go from the node straight to the client), while nginx "
         "terminates the connection and opens its own to the node, so its cost shows most in the tail latency.",
     ]
-    pyplot = plt()
     fig, (ax1, ax2) = pyplot.subplots(1, 2, figsize=(8, 3.2))
     names = ["direct", "vip", "nginx"]
     for ax, key, title in ((ax1, "rps", "requests/s"), (ax2, "p99_ms", "p99 latency (ms)")):
@@ -305,7 +295,7 @@ def data_plane(results):
         ax.bar(names, vals, yerr=[lo, hi], color=["#8172b2", "#4c72b0", "#c44e52"], capsize=3)
         ax.set_title(title)
     lines += ["", f"![data plane]({save(fig, 'data_plane.png')})", ""]
-    return lines, {"vip_over_direct": r["vip_over_direct_rps"], "vip_over_nginx": r["vip_over_nginx_rps"]}
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ upgrade
@@ -313,7 +303,7 @@ def upgrade(results):
     lines = ["## 4. Rolling upgrade vs a naive restart", ""]
     d = load(results, "upgrade")
     if not d:
-        return [*lines, "Not run in this report.", ""], {}
+        return [*lines, "Not run in this report.", ""]
     lines += [
         d.get("how", ""),
         "",
@@ -327,7 +317,7 @@ def upgrade(results):
     ours = d["runs"].get("ours")
     if ours:
         lines += ["", f"Goal, 0 failed requests with rolling_upgrade.yml: {verdict(ours['failed'] == 0)}."]
-    return [*lines, ""], {"upgrade_failed": ours["failed"] if ours else None}
+    return [*lines, ""]
 
 
 # ------------------------------------------------------------------------------------------------ modules
@@ -335,7 +325,7 @@ def modules(results):
     lines = ["## 5. ipvs modules vs a per-rule command loop", ""]
     d = load(results, "ipvs_modules")
     if not d or "sizes" not in d:
-        return [*lines, "Not run in this report.", ""], {}
+        return [*lines, "Not run in this report.", ""]
     lines += [
         f"On {d['host']}: 1 service x N destinations, `cosyvoice.cluster.ipvs_table` (one `ipvsadm -R` process) vs "
         "the hand-written way (read `ipvsadm -S -n`, then one `ansible.builtin.command` item per missing "
@@ -391,7 +381,6 @@ def modules(results):
             else "."
         ),
     ]
-    pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6, 3.4))
     xs = [int(n) for n in sizes]
     ax.plot(xs, [d["sizes"][n]["median"]["table_first"] for n in sizes], "o-", label="ipvs_table, first")
@@ -406,7 +395,7 @@ def modules(results):
     ax.legend(fontsize=7)
     ax.set_title("IPVS table: module vs command loop")
     lines += ["", f"![ipvs modules]({save(fig, 'ipvs_modules.png')})", ""]
-    return lines, {"modules_ratio": best, "modules_noop": max(noops)}
+    return lines
 
 
 def main(argv=None):
@@ -417,8 +406,7 @@ def main(argv=None):
     sections = [eviction, failover, data_plane, upgrade, modules]
     body = []
     for section in sections:
-        lines, _ = section(args.results)
-        body += lines
+        body += section(args.results)
     report = [
         "# Benchmark report",
         "",

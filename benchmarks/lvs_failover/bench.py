@@ -1011,7 +1011,8 @@ class Bench:
             }
         )
         log(
-            f"failover trial {trial}: killed {master['name']}; VIP on {new_master or '?'} after "
+            f"failover trial {trial}: {'froze' if args.failure == 'freeze' else 'killed'} {master['name']}; "
+            f"VIP on {new_master or '?'} after "
             f"{'?' if takeover is None else f'{takeover:.2f}'} s; client gap {worst['gap_s']:.2f} s"
             f"{'' if worst['recovered'] else ' (NOT recovered within the probe: a lower bound)'}; "
             f"{failed} failed probes; {len(survived)} of {len(held)} established connections survived"

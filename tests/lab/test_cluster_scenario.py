@@ -34,8 +34,14 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 LABCTL = [sys.executable, os.path.join(REPO, "tools", "lab", "labctl")]
+# every playbook run of the scenario logs with timestamps here, for profiling the lab's time
+ANSIBLE_LOG = os.path.join(REPO, "build", "lab-ansible.log")
 ENV = dict(
-    os.environ, PATH=f"{BIN}:{os.environ['PATH']}", NO_COLOR="1", ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")
+    os.environ,
+    PATH=f"{BIN}:{os.environ['PATH']}",
+    NO_COLOR="1",
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    ANSIBLE_LOG_PATH=ANSIBLE_LOG,
 )
 
 REPORT = os.path.join(REPO, "build", "lab-report")
@@ -123,6 +129,8 @@ def lab_lifecycle():
 
 def test_create_boots_every_vm():
     shutil.rmtree(REPORT, ignore_errors=True)  # the loads' figures of an earlier run
+    if os.path.exists(ANSIBLE_LOG):
+        os.remove(ANSIBLE_LOG)
     # destroy first: it also clears Molecule's state (kept under ~/.ansible/tmp),
     # which an interrupted earlier run may have left saying "created"
     rc, out = molecule("destroy")
@@ -205,7 +213,7 @@ def test_a_a_stopped_node_is_evicted():
     def drill():
         rc, out = playbook("tests/lab/drill_node_stopped.yml")
         assert rc == 0, out[-6000:]
-        assert "node1 evicted: 24 requests answered by" in out
+        assert re.search(r"node\d evicted: 24 requests answered by", out), out[-3000:]
 
     under_load("drill-node-stopped", drill, DRILL_LOAD)
 

@@ -20,12 +20,15 @@ def molecule_test():
             [os.path.join(BIN, "molecule"), "test", "-s", scenario],
             cwd=REPO,
             env=env,
-            capture_output=True,
+            # one pipe for both: Molecule logs its steps on stderr, Ansible writes
+            # its plays on stdout, and the tests split the output by step
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
             check=False,
             timeout=timeout,
         )
-        out = res.stdout + res.stderr
+        out = res.stdout
         assert res.returncode == 0, out[-6000:]
         assert f"{scenario} > idempotence: Executed: Successful" in out, out[-3000:]
         return out

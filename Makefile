@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(BIN)/.stamp: requirements.txt requirements-lock.txt
+$(BIN)/.stamp: requirements.txt requirements-lock.txt tools/ci/install-deps.sh
 	tools/ci/install-deps.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -c requirements-lock.txt

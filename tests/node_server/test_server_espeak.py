@@ -292,6 +292,7 @@ def test_metrics(idle, prompt_clip):
         'cosyvoice_tts_failures_total{engine="espeak",reason="queue_full",route="gradio"}',
         'cosyvoice_tts_request_duration_seconds_bucket{engine="espeak",le="0.5",route="rest"}',
         "cosyvoice_tts_queue_depth 0.0",
+        "cosyvoice_tts_queue_max_size 1.0",
         "cosyvoice_tts_in_flight 0.0",
         "cosyvoice_tts_ready 1.0",
         "cosyvoice_tts_draining 0.0",

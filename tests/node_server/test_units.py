@@ -9,11 +9,11 @@ import pytest
 from cosyvoice_tts_server import config as config_mod
 from cosyvoice_tts_server import outputs, prompts
 from cosyvoice_tts_server.config import Config, ConfigError, LimitsConfig, load_config
-from cosyvoice_tts_server.engine_base import EngineError
+from cosyvoice_tts_server.engine_base import Engine, EngineError
 from cosyvoice_tts_server.engine_cosyvoice import CosyVoiceEngine, gpu_memory, import_paths, load_options
 from cosyvoice_tts_server.engine_espeak import speakable, voice_params
 from cosyvoice_tts_server.mover import host_tag, stale_pattern, temp_name
-from cosyvoice_tts_server.service import is_local_client
+from cosyvoice_tts_server.service import Service, is_local_client
 from cosyvoice_tts_server.tts_request import InputError, TtsRequest, build_request, parse_seed
 from node_server_support import write_tone
 
@@ -346,3 +346,16 @@ def test_drain_endpoint_needs_a_local_caller():
     assert not is_local_client("10.0.0.5")
     assert not is_local_client("testclient")
     assert not is_local_client(None)
+
+
+# ---- metrics -----------------------------------------------------------------------------
+
+
+def test_metrics_expose_the_configured_queue_max_size(tmp_path):
+    """Alerts compare cosyvoice_tts_queue_depth with it (monitoring/prometheus/alerts.yml)."""
+    cfg = espeak_cfg(**{"queue.max_size": "5", "outputs.spool_dir": str(tmp_path), "drain_file": str(tmp_path / "d")})
+    service = Service(cfg, Engine(), node="n1")
+    assert service.live_state()["queue_max_size"] == 5
+    text = service.metrics.render().decode()
+    assert "cosyvoice_tts_queue_max_size 5.0" in text.splitlines()
+    assert "# TYPE cosyvoice_tts_queue_max_size gauge" in text

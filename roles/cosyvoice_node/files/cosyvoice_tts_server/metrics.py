@@ -1,8 +1,8 @@
 """Prometheus metrics (text format on /metrics), all named cosyvoice_tts_*.
 
-Counters and the latency histogram are updated by the service; queue depth, in-flight
-work, readiness, draining, the spool's backlog (a scan of the local spool dir, never of
-outputs.dir) and GPU memory are read when scraped.
+Counters and the latency histogram are updated by the service; queue depth and the
+queue's configured max size, in-flight work, readiness, draining, the spool's backlog (a
+scan of the local spool dir, never of outputs.dir) and GPU memory are read when scraped.
 """
 
 from collections.abc import Callable
@@ -26,6 +26,7 @@ class _LiveCollector:
         state = self.read()
         for name, doc in (
             ("queue_depth", "Requests waiting for a synthesis slot (Gradio queue and REST together)."),
+            ("queue_max_size", "Configured queue.max_size: the waiting room's capacity (one more gets 503)."),
             ("in_flight", "Syntheses running now."),
             ("ready", "1 when /readyz answers 200."),
             ("draining", "1 while draining (POST /drain, the drain file or SIGTERM)."),

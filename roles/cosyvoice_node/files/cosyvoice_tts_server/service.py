@@ -269,6 +269,7 @@ class Service:
         backlog, oldest = spool_backlog(self.cfg.outputs.spool_dir)  # local disk only
         return {
             "queue_depth": self.queue_depth(),
+            "queue_max_size": self.cfg.queue.max_size,
             "in_flight": self.in_flight,
             "ready": int(all(self._checks().values())),
             "draining": int(bool(self.drain_reasons())),

@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help deps stale-copy docker-up images lint unit build-check molecule-docker lab-up lab-down lab-status \
-        lab-selftest cluster test demo changelog clean preflight bench bench-report node-server
+        lab-selftest cluster test demo changelog clean preflight bench bench-report node-server sanity
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -49,6 +49,9 @@ lint: deps  ## yamllint, ruff, ansible-lint (production profile)
 	$(BIN)/ruff format --check tools tests plugins benchmarks
 	$(BIN)/ansible-lint --offline -q
 
+sanity: deps  ## ansible-test sanity on the collection as Galaxy ships it (offline)
+	tools/ci/sanity.sh
+
 unit: deps  ## fast tests: no VM, no Docker
 	$(BIN)/pytest -q tests/unit
 
@@ -78,6 +81,7 @@ cluster: deps  ## Molecule `cluster` scenario on the VM lab: create, converge, v
 
 test: deps docker-up  ## everything CI runs
 	$(MAKE) lint
+	$(MAKE) sanity
 	$(BIN)/pytest --durations=40 tests/unit tests/roles tests/node_server tests/build tests/molecule tests/lab
 
 demo: deps  ## bring up the lab, run playbooks/site.yml on it, synthesize through the VIP with gradio_client

@@ -76,6 +76,9 @@ def main(argv=None):
     parser.add_argument(
         "--loop-max", type=int, default=200, help="the command loop only up to this size (default 200; 0 = all)"
     )
+    parser.add_argument(
+        "--upgrade-nodes", default="", help="the nodes both upgrade runs are limited to (default: every node)"
+    )
     args = parser.parse_args(argv)
     parts = [p for p in args.only.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -137,7 +140,15 @@ def main(argv=None):
         failed.append("modules")
 
     if "upgrade" in parts and not step(
-        [py, "benchmarks/upgrade/bench.py", "--json", os.path.join(RESULTS, "upgrade.json")], 5400
+        [
+            py,
+            "benchmarks/upgrade/bench.py",
+            "--nodes",
+            args.upgrade_nodes,
+            "--json",
+            os.path.join(RESULTS, "upgrade.json"),
+        ],
+        5400,
     ):
         failed.append("upgrade")
 

@@ -143,7 +143,7 @@ def build_ui(cfg: Config, service: Service, result_dir: str) -> gr.Blocks:
                 )
                 prompt_text_in = gr.Textbox(label="Prompt transcript (zero-shot)", lines=2)
                 instruct_in = gr.Dropdown(
-                    choices=[(label, value) for label, value in INSTRUCT_PRESETS],
+                    choices=list(INSTRUCT_PRESETS),
                     value=INSTRUCT_PRESETS[0][1],
                     allow_custom_value=True,
                     label="Instruction (instruct mode): a dialect or style, or your own text",

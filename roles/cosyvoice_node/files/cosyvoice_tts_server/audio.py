@@ -58,6 +58,7 @@ def probe_clip(path: str) -> ClipInfo:
     PCM WAV is read with the standard library. Where the soundfile package is importable
     (it is in the CosyVoice environment) FLAC, OGG and other libsndfile formats work too.
     """
+    wav_error = ""
     try:
         with wave.open(path, "rb") as wav:
             rate, frames = wav.getframerate(), wav.getnframes()

@@ -183,7 +183,7 @@ class Mover:
         except FileNotFoundError:
             return []
         found.sort()
-        return [stem for _, stem in found]
+        return [stem for _mtime, stem in found]
 
     def deliver(self, stem: str) -> int | None:
         """Carry one result; its size in bytes, or None when it stays in the spool."""

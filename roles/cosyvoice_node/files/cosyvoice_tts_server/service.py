@@ -79,7 +79,7 @@ def run_in_thread(fn: Callable[..., Any], *args: Any, name: str = "tts-worker") 
 async def bounded(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
     """fn(*args) in a thread, given up (not stopped) after timeout: raises _GaveUpError."""
     future = run_in_thread(fn, *args, name="tts-io")
-    done, _ = await asyncio.wait({future}, timeout=timeout)
+    done, _pending = await asyncio.wait({future}, timeout=timeout)
     if not done:
         future.add_done_callback(_consume)
         raise _GaveUpError(f"{getattr(fn, '__name__', 'call')} took longer than {timeout:g} s")
@@ -373,7 +373,7 @@ class Service:
         future = run_in_thread(self.engine.synthesize, req, cancel)
         future.add_done_callback(self._release)
         try:
-            done, _ = await asyncio.wait({future}, timeout=self.cfg.queue.timeout_s)
+            done, _pending = await asyncio.wait({future}, timeout=self.cfg.queue.timeout_s)
         except asyncio.CancelledError:
             self._cancel(cancel, future, "client went away")
             raise
@@ -413,7 +413,7 @@ class Service:
             return
         self.stuck += 1
 
-        def unstuck(_: asyncio.Future) -> None:
+        def unstuck(_future: asyncio.Future) -> None:
             self.stuck -= 1
 
         future.add_done_callback(unstuck)

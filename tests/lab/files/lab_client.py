@@ -11,11 +11,12 @@
   tts URL --text T --timeout S             one POST /v1/tts (a long one with the
                                            espeak engine's "[slow]" test marker);
                                            status, node, output, seconds
-  load URL --sources A,B,.. --callers N --duration S [--stop-file F]
+  load URL --sources A,B,.. --callers N --duration S [--stop-file F] [--pause P]
                                            N concurrent callers POST /v1/tts until
                                            S seconds pass (or F exists), each from its own source
-                                           address; every request's outcome, node
-                                           and output file stem
+                                           address, P seconds between a caller's requests
+                                           (default 0: back to back); every request's
+                                           outcome, node and output file stem
 Every loop is bounded by its own arguments. Standard library only.
 """
 
@@ -164,8 +165,7 @@ def load(args):
             r["t"] = round(time.monotonic() - start, 3)
             with lock:
                 results.append(r)
-            if r["error"]:
-                time.sleep(0.5)
+            time.sleep(max(args.pause, 0.5) if r["error"] else args.pause)
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
     for t in threads:
@@ -224,6 +224,7 @@ def main():
     s.add_argument("--duration", type=float, default=60.0)
     s.add_argument("--timeout", type=float, default=60.0)
     s.add_argument("--stop-file", help="stop starting requests once this file exists")
+    s.add_argument("--pause", type=float, default=0.0, help="seconds between one caller's requests")
     p.add_argument("--out", help="write the JSON here as well")
     args = p.parse_args()
     result = {"spread": spread, "probe": probe, "tts": tts, "load": load}[args.cmd](args)

@@ -299,6 +299,21 @@ def data_plane(results):
 
 
 # ------------------------------------------------------------------------------------------------ upgrade
+# what a naive restart's failed requests mean, by a piece of their error text
+UPGRADE_FAILURES = (
+    (
+        "shutting_down",
+        "a new request reached the node after its SIGTERM and before keepalived's check took it out; the "
+        "server refuses new work while it drains. That window is what draining before the restart closes.",
+    ),
+    (
+        "exit status -15",
+        "the request in flight at the restart: systemd's default KillMode signalled the engine's espeak-ng child "
+        "too. Fixed after this run (the unit sets KillMode=mixed); not re-measured since.",
+    ),
+)
+
+
 def upgrade(results):
     lines = ["## 4. Rolling upgrade vs a naive restart", ""]
     d = load(results, "upgrade")
@@ -325,6 +340,12 @@ def upgrade(results):
             f"rolling_upgrade.yml took {ours['duration_s'] / naive['duration_s']:.2f}x the naive run's time "
             "(drain, wait for idle, a check synthesis before the node takes traffic again).",
         ]
+        if naive["failed"]:
+            errors = sorted({f["error"][:110] for f in naive.get("failures", [])})
+            lines += ["", "What the naive run's callers got, and why:", ""]
+            for e in errors:
+                why = next((w for pattern, w in UPGRADE_FAILURES if pattern in e), "")
+                lines.append(f"- `{e}`" + (f": {why}" if why else ""))
         reached = all(c > 0 for c in (naive.get("upgraded_nodes_served") or {"?": 0}).values())
         if naive["failed"] == 0 and not reached:
             lines += [

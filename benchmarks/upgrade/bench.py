@@ -100,7 +100,7 @@ def main(argv=None):
         )
         if rc != 0:
             sys.exit(f"{name}: the playbook failed (rc {rc})")
-    scope = f"nodes {', '.join(nodes)}" if nodes else "every node"
+    scope = ", ".join(nodes) if nodes else "every node"
     how = (
         f"Upgrading {scope}, under {args.callers} HTTP API callers (POST /v1/tts through the VIP, one "
         "connection per request, back to back) during each run. Both runs make the same change, which restarts "

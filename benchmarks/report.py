@@ -346,13 +346,15 @@ def upgrade(results):
             for e in errors:
                 why = next((w for pattern, w in UPGRADE_FAILURES if pattern in e), "")
                 lines.append(f"- `{e}`" + (f": {why}" if why else ""))
-        reached = all(c > 0 for c in (naive.get("upgraded_nodes_served") or {"?": 0}).values())
-        if naive["failed"] == 0 and not reached:
+        # recorded for the nodes a --nodes run upgraded; without it, no claim either way
+        served = naive.get("upgraded_nodes_served") or {}
+        reached = all(c > 0 for c in served.values())
+        if naive["failed"] == 0 and served and not reached:
             lines += [
                 "",
                 "Inconclusive: no caller of the naive run reached the upgraded node, so it could not lose a request.",
             ]
-        elif naive["failed"] == 0:
+        elif naive["failed"] == 0 and served:
             lines += [
                 "",
                 "The naive restart lost no request either, and that is the node server's doing, not luck: at "

@@ -92,8 +92,8 @@ def main(argv=None):
             "failed": fig["failed"],
             "per_node": fig.get("per_node"),
             "failures": fig.get("failures", [])[:20],
+            "upgraded_nodes_served": {n: (fig.get("per_node") or {}).get(n, 0) for n in nodes},
         }
-        runs[name]["upgraded_nodes_served"] = {n: (fig.get("per_node") or {}).get(n, 0) for n in nodes}
         log(
             f"{name}: rc {rc}, {duration:.0f} s, {fig['failed']} of {fig['requests']} requests failed, "
             f"per node {fig.get('per_node')}"
